@@ -1,0 +1,201 @@
+//! Events: every step of a message that a sink can be bound to.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// An SMTP command verb, upper case (`MAIL`, `XPING`). At most 32 octets of ASCII letters,
+/// digits and `-`; anything else is not a verb.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Verb(Box<str>);
+
+impl Verb {
+    /// The longest verb accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// Parses a verb, upper-casing it; `None` when it is empty, too long or has other characters.
+    pub fn parse(word: &str) -> Option<Self> {
+        if word.is_empty()
+            || word.len() > Self::MAX_LEN
+            || !word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return None;
+        }
+        Some(Self(word.to_ascii_uppercase().into_boxed_str()))
+    }
+
+    /// The verb, upper case.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The verbs the server itself implements (RFC 5321 plus the extensions it advertises).
+    pub const STANDARD: &'static [&'static str] = &[
+        "EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
+        "HELP", "AUTH", "STARTTLS",
+    ];
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether an event belongs to the SMTP dialogue or to the message pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Raised by an inbound session; the outcome decides the reply.
+    Protocol,
+    /// Raised by the transport; the outcome decides the message's way.
+    Transport,
+}
+
+/// An event a binding can name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A client connected (before the greeting).
+    SessionStart,
+    /// A command was received; `None` binds every verb (`inbound:*`, the original
+    /// `OnInboundCommand`), a verb rule then picks the verbs.
+    Inbound(Option<Verb>),
+    /// The whole message has been received (end of DATA or the last BDAT chunk).
+    EndOfData,
+    /// The connection closed.
+    SessionEnd,
+    /// A message enters the transport.
+    Submission,
+    /// Before address resolution.
+    PreCategorize,
+    /// Address resolution, once per recipient.
+    Categorize,
+    /// After address resolution.
+    PostCategorize,
+    /// Choosing the next hop, once per recipient.
+    Route,
+    /// A recipient is handed to local delivery.
+    Store,
+    /// A message exceeds the size limit.
+    MaxSize,
+    /// A message changes state (received, queued, delivered, deferred, bounced, badmail).
+    Track,
+}
+
+/// An event name that is not known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event {0:?} (see `postern binding events`)")]
+pub struct UnknownEvent(pub String);
+
+impl Event {
+    /// Every event name a binding may use, with the original name it also accepts.
+    pub const NAMES: &'static [(&'static str, &'static str)] = &[
+        ("session-start", "OnConnect"),
+        ("inbound:<VERB>", "OnInboundCommand (with a verb rule)"),
+        ("end-of-data", "OnEndOfData"),
+        ("session-end", "OnDisconnect"),
+        ("submission", "OnTransportSubmission, OnArrival"),
+        ("pre-categorize", "OnPreCategorize"),
+        ("categorize", "OnCategorize"),
+        ("post-categorize", "OnPostCategorize"),
+        ("route", "OnTransportRouter"),
+        ("store", "StoreDriver"),
+        ("max-size", "MaxMsgSize"),
+        ("track", "MsgTrackLog"),
+    ];
+
+    /// Parses an event name or an original alias, case-insensitively.
+    pub fn parse(name: &str) -> Result<Self, UnknownEvent> {
+        let unknown = || UnknownEvent(name.to_owned());
+        let lower = name.trim().to_ascii_lowercase();
+        if let Some(verb) = lower.strip_prefix("inbound:") {
+            if verb == "*" {
+                return Ok(Self::Inbound(None));
+            }
+            return Verb::parse(verb)
+                .map(|v| Self::Inbound(Some(v)))
+                .ok_or_else(unknown);
+        }
+        Ok(match lower.as_str() {
+            "session-start" | "onconnect" => Self::SessionStart,
+            "oninboundcommand" | "inbound" => Self::Inbound(None),
+            "end-of-data" | "onendofdata" => Self::EndOfData,
+            "session-end" | "ondisconnect" => Self::SessionEnd,
+            "submission" | "ontransportsubmission" | "onarrival" => Self::Submission,
+            "pre-categorize" | "onprecategorize" => Self::PreCategorize,
+            "categorize" | "oncategorize" => Self::Categorize,
+            "post-categorize" | "onpostcategorize" => Self::PostCategorize,
+            "route" | "ontransportrouter" => Self::Route,
+            "store" | "storedriver" => Self::Store,
+            "max-size" | "maxmsgsize" => Self::MaxSize,
+            "track" | "msgtracklog" => Self::Track,
+            _ => return Err(unknown()),
+        })
+    }
+
+    /// The canonical name (`inbound:MAIL`, `categorize`, …).
+    pub fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Self::SessionStart => "session-start",
+            Self::Inbound(None) => "inbound:*",
+            Self::Inbound(Some(verb)) => return Cow::Owned(format!("inbound:{verb}")),
+            Self::EndOfData => "end-of-data",
+            Self::SessionEnd => "session-end",
+            Self::Submission => "submission",
+            Self::PreCategorize => "pre-categorize",
+            Self::Categorize => "categorize",
+            Self::PostCategorize => "post-categorize",
+            Self::Route => "route",
+            Self::Store => "store",
+            Self::MaxSize => "max-size",
+            Self::Track => "track",
+        })
+    }
+
+    /// Protocol or transport.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::SessionStart | Self::Inbound(_) | Self::EndOfData | Self::SessionEnd => {
+                EventKind::Protocol
+            }
+            _ => EventKind::Transport,
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_original_aliases() {
+        let cases = [
+            ("inbound:mail", "inbound:MAIL"),
+            ("inbound:XPING", "inbound:XPING"),
+            ("OnInboundCommand", "inbound:*"),
+            ("OnArrival", "submission"),
+            ("OnTransportSubmission", "submission"),
+            ("OnTransportRouter", "route"),
+            ("StoreDriver", "store"),
+            ("MsgTrackLog", "track"),
+            ("MaxMsgSize", "max-size"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                Event::parse(input).map(|e| e.name().into_owned()),
+                Ok(want.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_unknown_names_and_bad_verbs() {
+        assert!(Event::parse("on-nothing").is_err());
+        assert!(Event::parse("inbound:MA IL").is_err());
+        assert!(Event::parse("inbound:").is_err());
+    }
+}
