@@ -1,0 +1,1 @@
+//! Postern configuration (being written).

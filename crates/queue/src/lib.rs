@@ -1,0 +1,1 @@
+//! Postern queue (being written).

@@ -1,0 +1,3 @@
+//! The sink host (being written).
+
+pub mod rule;

@@ -1,0 +1,1 @@
+//! Binding rules (being written).
