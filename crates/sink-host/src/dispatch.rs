@@ -1,0 +1,306 @@
+//! The dispatcher: walks an event's chain and calls each sink whose rule matches, wrapping every
+//! call in one place with the binding's timeout, panic isolation, `on_error` policy, shadow mode,
+//! a tracing span and counters.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use postern_sink_api::{
+    Call, Context, EnhancedCode, EventKind, Instance, Outcome, Reply, SinkResult, Verdict,
+};
+use tracing::{debug, info, warn};
+
+use crate::apply::apply;
+use crate::binding::{Mode, OnError};
+use crate::snapshot::{Bound, Entry, Slot, Snapshot};
+use crate::stats::BindingStats;
+
+/// The server's own behaviour for an event: run where the chain reaches priority 16384.
+pub trait DefaultSink: Send {
+    /// Does the default work and says what it would reply or change.
+    fn run(&mut self, ctx: &Context) -> impl Future<Output = Outcome> + Send;
+}
+
+/// A default sink that does nothing (events whose default is "nothing").
+pub struct NoDefault;
+
+impl DefaultSink for NoDefault {
+    async fn run(&mut self, _ctx: &Context) -> Outcome {
+        Outcome::next()
+    }
+}
+
+/// What a transport event decided for the message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TransportVerdict {
+    /// Go on to the next stage.
+    #[default]
+    Continue,
+    /// Keep the message and try again later.
+    Defer(String),
+    /// The message (or the current recipient) fails permanently.
+    Fail(String),
+}
+
+/// What a dispatch decided.
+#[derive(Debug, Clone, Default)]
+pub struct Dispatched {
+    /// For protocol events: the reply to send (`None` when no sink and no default set one).
+    pub reply: Option<Reply>,
+    /// Close the connection after the reply.
+    pub disconnect: bool,
+    /// Whether the default sink ran (its staged session changes take effect only if it ran and
+    /// the final reply is positive).
+    pub default_ran: bool,
+    /// For transport events.
+    pub transport: TransportVerdict,
+}
+
+/// Why a call did not give an outcome.
+enum Failure {
+    Error(String),
+    Panic(String),
+    Timeout(Duration),
+}
+
+const TEMPFAIL: EnhancedCode = EnhancedCode::new(4, 3, 0);
+const REJECT: EnhancedCode = EnhancedCode::new(5, 7, 1);
+const DISCONNECT: EnhancedCode = EnhancedCode::new(4, 7, 0);
+
+impl Snapshot {
+    /// Raises `ctx.event`: calls the chain in order, applies outcomes to `ctx`, and says what
+    /// to do. `default` is the server's own behaviour for the event.
+    pub async fn dispatch<D: DefaultSink>(&self, ctx: &mut Context, default: &mut D) -> Dispatched {
+        let chain = self.chain(&ctx.event).clone();
+        let mut out = Dispatched::default();
+        for entry in chain.iter() {
+            let (outcome, who) = match entry {
+                Entry::Default => {
+                    out.default_ran = true;
+                    (default.run(ctx).await, "default")
+                }
+                Entry::Bound(bound) => {
+                    let Some(outcome) = self.fire(bound, ctx).await else {
+                        continue;
+                    };
+                    (outcome, bound.binding.name.as_str())
+                }
+            };
+            if settle(ctx, outcome, who, &mut out) {
+                break;
+            }
+        }
+        if out.reply.is_none() {
+            out.reply = ctx.reply.clone();
+        }
+        out
+    }
+
+    /// Calls one binding if it is live and its rule matches; `None` when it did not fire or its
+    /// outcome is not to be applied.
+    async fn fire(&self, bound: &Bound, ctx: &Context) -> Option<Outcome> {
+        let b = &bound.binding;
+        if b.expires.is_some_and(|t| SystemTime::now() >= t) {
+            return None;
+        }
+        if b.max_firings
+            .is_some_and(|max| bound.stats.firings.load(Ordering::Relaxed) >= max)
+        {
+            return None;
+        }
+        if !bound.rule.matches(ctx) {
+            return None;
+        }
+        BindingStats::bump(&bound.stats.firings);
+        let started = Instant::now();
+        let result = call(bound, ctx).await;
+        bound
+            .stats
+            .busy_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(failure) => {
+                let reason = match &failure {
+                    Failure::Error(e) => {
+                        BindingStats::bump(&bound.stats.failures);
+                        format!("failed: {e}")
+                    }
+                    Failure::Panic(p) => {
+                        BindingStats::bump(&bound.stats.panics);
+                        format!("panicked: {p}")
+                    }
+                    Failure::Timeout(t) => {
+                        BindingStats::bump(&bound.stats.timeouts);
+                        format!("timed out after {} ms", t.as_millis())
+                    }
+                };
+                warn!(binding = %b.name, binding_id = %b.id, event = %ctx.event,
+                      on_error = b.on_error.as_str(), "sink {reason}");
+                match b.on_error {
+                    OnError::Continue => return None,
+                    OnError::TempFail => Outcome::next().with_verdict(Verdict::TempFail(None)),
+                    OnError::Reject => Outcome::next().with_verdict(Verdict::Reject(None)),
+                }
+            }
+        };
+        if b.mode == Mode::Shadow {
+            BindingStats::bump(&bound.stats.shadowed);
+            info!(binding = %b.name, event = %ctx.event, verdict = ?outcome.verdict,
+                  changes = outcome.changes.len(), "shadow outcome not applied");
+            return None;
+        }
+        Some(outcome)
+    }
+}
+
+/// Applies an outcome; returns whether the chain stops here.
+fn settle(ctx: &mut Context, outcome: Outcome, who: &str, out: &mut Dispatched) -> bool {
+    for change in outcome.changes {
+        let summary = if tracing::enabled!(tracing::Level::DEBUG) {
+            format!("{change:?}")
+        } else {
+            String::new()
+        };
+        match apply(ctx, change) {
+            Ok(()) => {
+                debug!(binding = who, event = %ctx.event, change = %summary, "change applied")
+            }
+            Err(reason) => warn!(binding = who, event = %ctx.event, "change refused: {reason}"),
+        }
+    }
+    let protocol = ctx.event.kind() == EventKind::Protocol;
+    match outcome.verdict {
+        Verdict::Continue => false,
+        Verdict::Consume => {
+            if protocol && ctx.reply.is_none() {
+                ctx.reply = Some(Reply::new(250, Some(EnhancedCode::new(2, 0, 0)), "OK"));
+            }
+            true
+        }
+        Verdict::Reply(reply) => {
+            ctx.reply = Some(reply);
+            true
+        }
+        Verdict::TempFail(text) => {
+            let text = text.unwrap_or_else(|| "Temporary failure, try again later".into());
+            if protocol {
+                ctx.reply = Some(Reply::new(451, Some(TEMPFAIL), text));
+            } else {
+                out.transport = TransportVerdict::Defer(text);
+            }
+            true
+        }
+        Verdict::Reject(text) => {
+            let text = text.unwrap_or_else(|| "Rejected by policy".into());
+            if protocol {
+                ctx.reply = Some(Reply::new(550, Some(REJECT), text));
+            } else {
+                out.transport = TransportVerdict::Fail(text);
+            }
+            true
+        }
+        Verdict::Disconnect(reply) => {
+            if protocol {
+                ctx.reply =
+                    Some(reply.unwrap_or_else(|| {
+                        Reply::new(421, Some(DISCONNECT), "Closing connection")
+                    }));
+                out.disconnect = true;
+            } else {
+                out.transport = TransportVerdict::Defer("a sink asked to disconnect".into());
+            }
+            true
+        }
+    }
+}
+
+async fn call(bound: &Bound, ctx: &Context) -> Result<Outcome, Failure> {
+    let timeout = bound.binding.timeout;
+    match &bound.slot {
+        Slot::Cached(instance) => call_instance(instance, ctx, timeout).await,
+        Slot::PerEvent(factory, spec) => {
+            let instance = factory
+                .create(spec)
+                .map_err(|e| Failure::Error(e.to_string()))?;
+            call_instance(&instance, ctx, timeout).await
+        }
+        Slot::Pool(pool) => {
+            // Take a free instance if there is one; otherwise queue on one (spread by session).
+            let guard = match pool.iter().find_map(|m| m.try_lock().ok()) {
+                Some(guard) => guard,
+                None => {
+                    let pick = ctx.session.as_ref().map_or(0, |s| s.id as usize) % pool.len();
+                    pool[pick].lock().await
+                }
+            };
+            call_instance(&guard, ctx, timeout).await
+        }
+    }
+}
+
+async fn call_instance(
+    instance: &Instance,
+    ctx: &Context,
+    timeout: Duration,
+) -> Result<Outcome, Failure> {
+    match instance {
+        Instance::Async(sink) => {
+            let call = std::panic::catch_unwind(AssertUnwindSafe(|| sink.on_event(ctx)))
+                .map_err(|p| Failure::Panic(panic_text(p.as_ref())))?;
+            match call {
+                Call::Ready(result) => result.map_err(|e| Failure::Error(e.to_string())),
+                Call::Pending(future) => {
+                    match tokio::time::timeout(timeout, CatchUnwind(future)).await {
+                        Err(_) => Err(Failure::Timeout(timeout)),
+                        Ok(Err(text)) => Err(Failure::Panic(text)),
+                        Ok(Ok(result)) => result.map_err(|e| Failure::Error(e.to_string())),
+                    }
+                }
+            }
+        }
+        Instance::Blocking(sink) => {
+            let sink = sink.clone();
+            let ctx = ctx.clone();
+            let task = tokio::task::spawn_blocking(move || sink.on_event(&ctx));
+            // On a timeout the blocking thread runs on; its late answer is dropped.
+            match tokio::time::timeout(timeout, task).await {
+                Err(_) => Err(Failure::Timeout(timeout)),
+                Ok(Err(join)) if join.is_panic() => {
+                    Err(Failure::Panic(panic_text(join.into_panic().as_ref())))
+                }
+                Ok(Err(join)) => Err(Failure::Error(join.to_string())),
+                Ok(Ok(result)) => result.map_err(|e| Failure::Error(e.to_string())),
+            }
+        }
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Polls a sink's future inside `catch_unwind`, so a panic in an async sink becomes a failure of
+/// that call instead of the session's task.
+struct CatchUnwind<'a>(Pin<Box<dyn Future<Output = SinkResult> + Send + 'a>>);
+
+impl Future for CatchUnwind<'_> {
+    type Output = Result<SinkResult, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let future = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Err(p) => Poll::Ready(Err(panic_text(p.as_ref()))),
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! Binding rules (being written).

@@ -1,0 +1,299 @@
+//! The compiled registry: for each event, the ordered chain of sinks to call.
+//!
+//! A snapshot is made once per registry load and never changes; a reload builds a new one and
+//! swaps it in whole. Each chain is sorted stably by (priority, registration order) with the
+//! default sink at priority 16384, rules already parsed and cached sinks already made, so a
+//! dispatch only walks a slice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use postern_sink_api::{Concurrency, Event, Instance, SinkFactory, SinkSpec, Verb};
+use tokio::sync::Mutex;
+
+use crate::binding::{Binding, BindingId, priority};
+use crate::catalog::Catalog;
+use crate::rule::Rule;
+use crate::stats::BindingStats;
+
+/// How many instances a serialized sink gets.
+const SERIALIZED_POOL: usize = 4;
+
+/// How a binding's sink instance is had.
+pub(crate) enum Slot {
+    /// One instance made at load, shared by every call.
+    Cached(Instance),
+    /// A fresh instance per event (`cache = false`).
+    PerEvent(Arc<dyn SinkFactory>, SinkSpec),
+    /// Instances whose calls must not overlap, each behind its own lock.
+    Pool(Vec<Mutex<Instance>>),
+}
+
+/// A binding ready to be called.
+pub struct Bound {
+    /// The binding as registered.
+    pub binding: Binding,
+    /// Its parsed rule.
+    pub rule: Rule,
+    /// Its counters (shared with earlier snapshots of the same binding).
+    pub stats: Arc<BindingStats>,
+    pub(crate) slot: Slot,
+}
+
+/// One step of a chain.
+#[derive(Clone)]
+pub enum Entry {
+    /// The event's default sink: the server's own behaviour.
+    Default,
+    /// A bound sink.
+    Bound(Arc<Bound>),
+}
+
+/// A binding that cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("binding {binding:?}: {message}")]
+pub struct CompileError {
+    /// The binding's name.
+    pub binding: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The compiled registry.
+pub struct Snapshot {
+    /// Counts loads, so logs can say which registry a session ran on.
+    pub generation: u64,
+    chains: HashMap<String, Arc<[Entry]>>,
+    /// The chain of a verb nobody bound by name: `inbound:*` bindings without a verb list.
+    unknown_verb: Arc<[Entry]>,
+    bound: Vec<Arc<Bound>>,
+    /// Bindings that are registered but disabled (listed, never called).
+    disabled: Vec<Binding>,
+}
+
+/// The event names that always have a chain (with their default sink).
+fn standard_events() -> Vec<Event> {
+    let mut events: Vec<Event> = Verb::STANDARD
+        .iter()
+        .filter_map(|v| Verb::parse(v))
+        .map(|v| Event::Inbound(Some(v)))
+        .collect();
+    for name in [
+        "session-start",
+        "end-of-data",
+        "session-end",
+        "submission",
+        "pre-categorize",
+        "categorize",
+        "post-categorize",
+        "route",
+        "store",
+        "max-size",
+        "track",
+    ] {
+        if let Ok(e) = Event::parse(name) {
+            events.push(e);
+        }
+    }
+    events
+}
+
+impl Snapshot {
+    /// Compiles bindings (in registration order). `previous` lends its counters to bindings
+    /// that survive a reload.
+    pub fn compile(
+        bindings: &[Binding],
+        catalog: &Catalog,
+        generation: u64,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, Vec<CompileError>> {
+        let mut errors = Vec::new();
+        let mut bound = Vec::new();
+        let mut disabled = Vec::new();
+        for binding in bindings {
+            match compile_one(binding, catalog, previous) {
+                Ok(b) if binding.enabled => bound.push(Arc::new(b)),
+                Ok(_) => disabled.push(binding.clone()),
+                Err(message) => errors.push(CompileError {
+                    binding: binding.name.clone(),
+                    message,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+
+        // (priority, registration index, entry); the default sink sorts after every binding of
+        // equal priority registered before it — it has no registration index, so give it
+        // usize::MAX within 16384 and let bindings at 16384 run first.
+        let mut lists: HashMap<String, Vec<(u16, usize, Entry)>> = HashMap::new();
+        for event in standard_events() {
+            lists.insert(
+                event.name().into_owned(),
+                vec![(priority::DEFAULT_SINK, usize::MAX, Entry::Default)],
+            );
+        }
+        let mut unknown: Vec<(u16, usize, Entry)> =
+            vec![(priority::DEFAULT_SINK, usize::MAX, Entry::Default)];
+        for (index, b) in bound.iter().enumerate() {
+            let item = || (b.binding.priority, index, Entry::Bound(b.clone()));
+            match &b.binding.event {
+                Event::Inbound(None) => match b.rule.verbs() {
+                    Some(verbs) => {
+                        for verb in verbs {
+                            lists
+                                .entry(Event::Inbound(Some(verb)).name().into_owned())
+                                .or_insert_with(unknown_defaults)
+                                .push(item());
+                        }
+                    }
+                    None => {
+                        for (name, list) in lists.iter_mut() {
+                            if name.starts_with("inbound:") {
+                                list.push(item());
+                            }
+                        }
+                        unknown.push(item());
+                    }
+                },
+                event => {
+                    let name = event.name().into_owned();
+                    let is_inbound = matches!(event, Event::Inbound(_));
+                    lists
+                        .entry(name)
+                        .or_insert_with(|| {
+                            if is_inbound {
+                                unknown_defaults()
+                            } else {
+                                Vec::new()
+                            }
+                        })
+                        .push(item());
+                }
+            }
+        }
+        // A custom verb's chain made after `inbound:*` bindings were spread must get them too.
+        let any_verb: Vec<(u16, usize, Entry)> = unknown
+            .iter()
+            .filter(|(_, _, e)| matches!(e, Entry::Bound(_)))
+            .cloned()
+            .collect();
+        for (name, list) in lists.iter_mut() {
+            let is_custom = name
+                .strip_prefix("inbound:")
+                .is_some_and(|v| !Verb::STANDARD.contains(&v));
+            if is_custom {
+                for item in &any_verb {
+                    if !list.iter().any(|(_, i, _)| *i == item.1) {
+                        list.push(item.clone());
+                    }
+                }
+            }
+        }
+        let finish = |mut list: Vec<(u16, usize, Entry)>| -> Arc<[Entry]> {
+            list.sort_by_key(|(p, i, _)| (*p, *i));
+            list.into_iter().map(|(_, _, e)| e).collect()
+        };
+        Ok(Self {
+            generation,
+            chains: lists.into_iter().map(|(k, v)| (k, finish(v))).collect(),
+            unknown_verb: finish(unknown),
+            bound,
+            disabled,
+        })
+    }
+
+    /// The chain for an event.
+    pub fn chain(&self, event: &Event) -> &Arc<[Entry]> {
+        match event {
+            Event::Inbound(Some(verb)) => {
+                let name = event.name();
+                self.chains.get(name.as_ref()).unwrap_or_else(|| {
+                    // Only verbs nobody bound by name land here.
+                    let _ = verb;
+                    &self.unknown_verb
+                })
+            }
+            _ => self
+                .chains
+                .get(event.name().as_ref())
+                .unwrap_or(&self.unknown_verb),
+        }
+    }
+
+    /// Every enabled binding, in registration order.
+    pub fn bound(&self) -> &[Arc<Bound>] {
+        &self.bound
+    }
+
+    /// Registered but disabled bindings.
+    pub fn disabled(&self) -> &[Binding] {
+        &self.disabled
+    }
+
+    /// The counters of a binding, if it is enabled in this snapshot.
+    pub fn stats_of(&self, id: BindingId) -> Option<Arc<BindingStats>> {
+        self.bound
+            .iter()
+            .find(|b| b.binding.id == id)
+            .map(|b| b.stats.clone())
+    }
+
+    /// Every event that has a chain, sorted by name.
+    pub fn event_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.chains.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+fn unknown_defaults() -> Vec<(u16, usize, Entry)> {
+    vec![(priority::DEFAULT_SINK, usize::MAX, Entry::Default)]
+}
+
+fn compile_one(
+    binding: &Binding,
+    catalog: &Catalog,
+    previous: Option<&Snapshot>,
+) -> Result<Bound, String> {
+    let rule = Rule::parse(&binding.rule).map_err(|e| format!("rule: {e}"))?;
+    let factory = catalog.factory(&binding.sink)?;
+    if !factory.fits(&binding.event) {
+        return Err(format!(
+            "sink {} does not fit event {}",
+            binding.sink, binding.event
+        ));
+    }
+    let spec = SinkSpec {
+        binding_id: binding.id.to_string(),
+        binding_name: binding.name.clone(),
+        event: binding.event.clone(),
+        properties: binding.properties.clone(),
+    };
+    // Making one instance proves the properties are good even when the binding makes a
+    // fresh one per event.
+    let first = factory.create(&spec).map_err(|e| e.to_string())?;
+    let slot = if !binding.cache {
+        Slot::PerEvent(factory.clone(), spec)
+    } else if factory.concurrency() == Concurrency::Serialized {
+        let mut pool = vec![Mutex::new(first)];
+        for _ in 1..SERIALIZED_POOL {
+            pool.push(Mutex::new(
+                factory.create(&spec).map_err(|e| e.to_string())?,
+            ));
+        }
+        Slot::Pool(pool)
+    } else {
+        Slot::Cached(first)
+    };
+    let stats = previous
+        .and_then(|p| p.stats_of(binding.id))
+        .unwrap_or_default();
+    Ok(Bound {
+        binding: binding.clone(),
+        rule,
+        stats,
+        slot,
+    })
+}
