@@ -58,6 +58,9 @@ pub struct Dispatched {
     pub default_ran: bool,
     /// For transport events.
     pub transport: TransportVerdict,
+    /// Whether a bound sink (not the default) asked for any change — the transport persists
+    /// the message before its next stage when one did.
+    pub sink_changes: bool,
 }
 
 /// Why a call did not give an outcome.
@@ -87,6 +90,7 @@ impl Snapshot {
                     let Some(outcome) = self.fire(bound, ctx).await else {
                         continue;
                     };
+                    out.sink_changes |= !outcome.changes.is_empty();
                     (outcome, bound.binding.name.as_str())
                 }
             };

@@ -1,0 +1,291 @@
+//! The validated configuration: plain values that the rest of the server reads.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The server's configuration, validated. Made by [`Config::parse`], [`Config::load`] or
+/// [`Config::embedded_default`]; the binary then applies its command-line
+/// [`Overrides`](crate::Overrides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The name the server gives itself (greeting, EHLO, `Received:`). From `hostname`, else the
+    /// system host name, else `localhost`.
+    pub hostname: String,
+    /// The data folder (spool, mailboxes, bindings). A relative path is relative to the working
+    /// directory of the process, not to the configuration file.
+    pub data_dir: PathBuf,
+    /// The addresses to listen on; never empty.
+    pub listeners: Vec<Listener>,
+    /// The local domains, in file order; names are lower-case and unique.
+    pub domains: Vec<LocalDomain>,
+    /// Client networks allowed to relay to non-local domains (host bits cleared).
+    pub relay_networks: Vec<ipnet::IpNet>,
+    /// Smarthost routes for non-local domains, in file order; see [`Config::route_for`].
+    pub routes: Vec<Route>,
+    /// Protocol and resource limits.
+    pub limits: Limits,
+    /// The bindings registry file, already resolved against `data_dir`.
+    pub bindings_file: PathBuf,
+    /// Logging.
+    pub log: Log,
+    /// Where this configuration came from.
+    pub source: Source,
+}
+
+/// One address to accept SMTP connections on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    /// The socket address to bind.
+    pub address: SocketAddr,
+}
+
+/// A domain whose mail is delivered to local mailboxes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDomain {
+    /// The domain, lower-case.
+    pub name: String,
+    /// Which local parts the domain accepts.
+    pub users: Users,
+}
+
+impl LocalDomain {
+    /// Whether the domain accepts mail for `local_part`, compared case-insensitively.
+    pub fn accepts(&self, local_part: &str) -> bool {
+        match &self.users {
+            Users::Any => true,
+            Users::List(users) => {
+                if local_part.chars().any(char::is_uppercase) {
+                    users.contains(&local_part.to_lowercase())
+                } else {
+                    users.contains(local_part)
+                }
+            }
+        }
+    }
+}
+
+/// The local parts a local domain accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Users {
+    /// Any local part (`users = "*"`).
+    Any,
+    /// Only these local parts, stored lower-case; never empty.
+    List(BTreeSet<String>),
+}
+
+/// Which recipient domains a [`Route`] applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainPattern {
+    /// `*`: any domain.
+    Any,
+    /// One domain, lower-case.
+    Exact(String),
+    /// `*.parent`: the strict subdomains of `parent` (lower-case), not `parent` itself.
+    Subdomains(String),
+}
+
+impl DomainPattern {
+    /// Whether `domain` matches, compared case-insensitively; one trailing dot is ignored.
+    pub fn matches(&self, domain: &str) -> bool {
+        let domain = without_root(domain).as_bytes();
+        match self {
+            DomainPattern::Any => true,
+            DomainPattern::Exact(name) => domain.eq_ignore_ascii_case(name.as_bytes()),
+            DomainPattern::Subdomains(parent) => {
+                let parent = parent.as_bytes();
+                domain.len() > parent.len() + 1 && {
+                    let (child, tail) = domain.split_at(domain.len() - parent.len());
+                    child.ends_with(b".") && tail.eq_ignore_ascii_case(parent)
+                }
+            }
+        }
+    }
+
+    /// Orders patterns from most to least specific: exact, then the longest parent, then `*`.
+    pub(crate) fn specificity(&self) -> (u8, std::cmp::Reverse<usize>) {
+        match self {
+            DomainPattern::Exact(_) => (0, std::cmp::Reverse(0)),
+            DomainPattern::Subdomains(parent) => (1, std::cmp::Reverse(parent.len())),
+            DomainPattern::Any => (2, std::cmp::Reverse(0)),
+        }
+    }
+}
+
+impl fmt::Display for DomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainPattern::Any => f.write_str("*"),
+            DomainPattern::Exact(name) => f.write_str(name),
+            DomainPattern::Subdomains(parent) => write!(f, "*.{parent}"),
+        }
+    }
+}
+
+/// A smarthost for the domains that match a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The recipient domains this route applies to.
+    pub domain: DomainPattern,
+    /// The smarthost: a lower-case domain name, or an IP address without brackets.
+    pub host: String,
+    /// The smarthost's port (25 unless given).
+    pub port: u16,
+}
+
+/// Protocol and resource limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message accepted, in octets (advertised with EHLO `SIZE`).
+    pub max_message_size: u64,
+    /// Most recipients in one transaction.
+    pub max_recipients: usize,
+    /// Protocol errors in one session before the server answers 421 and closes.
+    pub max_errors: u32,
+    /// How long the server waits for a command (RFC 5321 §4.5.3.2 asks for 5 minutes).
+    pub command_timeout: Duration,
+    /// How long the whole DATA or BDAT transfer of one message may take.
+    pub data_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most connections open at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// How long SIGTERM waits for transactions in flight before closing them; zero does not wait.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message_size: 25 << 20,
+            max_recipients: 100,
+            max_errors: 10,
+            command_timeout: Duration::from_secs(5 * 60),
+            data_timeout: Duration::from_secs(10 * 60),
+            max_connections: 10_000,
+            max_connections_per_ip: 200,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// The line format.
+    pub format: LogFormat,
+    /// A `tracing` `EnvFilter` directive such as `info` or `postern_smtp_in=debug,info`; the
+    /// binary parses it.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where a configuration came from; it names the file in error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The default compiled into the binary ([`EMBEDDED`](crate::EMBEDDED)).
+    Embedded,
+    /// A file, as named when it was loaded.
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Embedded => f.write_str("<embedded default>"),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Command-line settings that take precedence over the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Replaces `data_dir`; a bindings file inside the old data folder moves with it.
+    pub data_dir: Option<PathBuf>,
+    /// When not empty, replaces all the listeners.
+    pub listen: Vec<SocketAddr>,
+    /// Replaces `hostname`, taken as given.
+    pub hostname: Option<String>,
+}
+
+impl Config {
+    /// The local domain named `domain`, compared case-insensitively; one trailing dot is ignored.
+    pub fn local_domain(&self, domain: &str) -> Option<&LocalDomain> {
+        let domain = without_root(domain);
+        self.domains
+            .iter()
+            .find(|local| local.name.eq_ignore_ascii_case(domain))
+    }
+
+    /// Whether a client at `ip` may relay to non-local domains. An IPv4-mapped IPv6 address
+    /// (`::ffff:192.0.2.1`) is also checked as the IPv4 address it carries.
+    pub fn is_relay_client(&self, ip: IpAddr) -> bool {
+        let mapped = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.relay_networks
+            .iter()
+            .any(|net| net.contains(&ip) || mapped.is_some_and(|v4| net.contains(&v4)))
+    }
+
+    /// The smarthost route for a non-local `domain`: the most specific matching pattern wins —
+    /// an exact domain, then `*.parent` with the longest parent, then `*`; among equals, the first
+    /// in the file. `None` for a local domain (it is delivered locally) or when no route matches
+    /// (the domain's MX is used).
+    pub fn route_for(&self, domain: &str) -> Option<&Route> {
+        if self.local_domain(domain).is_some() {
+            return None;
+        }
+        self.routes
+            .iter()
+            .filter(|route| route.domain.matches(domain))
+            .min_by_key(|route| route.domain.specificity())
+    }
+
+    /// Applies command-line overrides (see [`Overrides`]).
+    pub fn apply_overrides(&mut self, overrides: &Overrides) {
+        if let Some(data_dir) = &overrides.data_dir {
+            if let Ok(inside) = self.bindings_file.strip_prefix(&self.data_dir) {
+                self.bindings_file = data_dir.join(inside);
+            }
+            self.data_dir = data_dir.clone();
+        }
+        if !overrides.listen.is_empty() {
+            self.listeners = overrides
+                .listen
+                .iter()
+                .map(|&address| Listener { address })
+                .collect();
+        }
+        if let Some(hostname) = &overrides.hostname {
+            self.hostname = hostname.clone();
+        }
+    }
+}
+
+/// Drops the one trailing dot of a fully qualified name (`example.org.`).
+fn without_root(domain: &str) -> &str {
+    domain.strip_suffix('.').unwrap_or(domain)
+}

@@ -1,0 +1,161 @@
+//! Durations and sizes as an administrator writes them: `"30s"`, `"5m"`, `"25M"`, or a plain
+//! integer (seconds for a duration, octets for a size).
+
+use std::time::Duration;
+
+/// A duration or a size before interpretation: the TOML integer or string it was written as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Amount {
+    /// A TOML integer: seconds for a duration, octets for a size.
+    Integer(i64),
+    /// A string with a unit (`"250ms"`, `"25M"`).
+    Text(String),
+}
+
+/// Interprets a duration: an integer of seconds, or digits followed by `ms`, `s`, `m` or `h`.
+pub(crate) fn duration(amount: &Amount) -> Result<Duration, String> {
+    match amount {
+        Amount::Integer(seconds) => u64::try_from(*seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| format!("invalid duration {seconds}: must not be negative")),
+        Amount::Text(text) => duration_text(text),
+    }
+}
+
+fn duration_text(text: &str) -> Result<Duration, String> {
+    let invalid = |why: &str| format!("invalid duration {text:?}: {why}");
+    let (number, unit) = split_number(text);
+    if number.is_empty() {
+        return Err(invalid(
+            "expected a whole number followed by ms, s, m or h, such as \"30s\"",
+        ));
+    }
+    let n: u64 = number.parse().map_err(|_| invalid("number too large"))?;
+    let seconds_per_unit = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "" => {
+            return Err(invalid(
+                "missing unit: write for example \"30s\", or an integer of seconds without quotes",
+            ));
+        }
+        other => {
+            return Err(invalid(&format!(
+                "unknown unit `{other}` (use ms, s, m or h)"
+            )));
+        }
+    };
+    n.checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| invalid("too large"))
+}
+
+/// Interprets a size in octets: an integer, or digits followed by `k`/`K`, `M` or `G`
+/// (powers of 1024).
+pub(crate) fn size(amount: &Amount) -> Result<u64, String> {
+    match amount {
+        Amount::Integer(octets) => u64::try_from(*octets)
+            .map_err(|_| format!("invalid size {octets}: must not be negative")),
+        Amount::Text(text) => size_text(text),
+    }
+}
+
+fn size_text(text: &str) -> Result<u64, String> {
+    let invalid = |why: &str| format!("invalid size {text:?}: {why}");
+    let (number, suffix) = split_number(text);
+    if number.is_empty() {
+        return Err(invalid(
+            "expected a whole number of octets, optionally followed by k, M or G, such as \"25M\"",
+        ));
+    }
+    let n: u64 = number.parse().map_err(|_| invalid("number too large"))?;
+    let multiplier: u64 = match suffix {
+        "" => 1,
+        "k" | "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        other => {
+            return Err(invalid(&format!(
+                "unknown suffix `{other}` (use k or K, M, G; they are powers of 1024)"
+            )));
+        }
+    };
+    n.checked_mul(multiplier)
+        .ok_or_else(|| invalid("too large"))
+}
+
+/// Splits leading ASCII digits from the unit after them; blanks around either are ignored.
+fn split_number(text: &str) -> (&str, &str) {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    (number, unit.trim_start())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Amount {
+        Amount::Text(s.to_owned())
+    }
+
+    #[test]
+    fn durations() {
+        let cases: &[(&str, Amount, Option<Duration>)] = &[
+            (
+                "milliseconds",
+                text("250ms"),
+                Some(Duration::from_millis(250)),
+            ),
+            ("seconds", text("30s"), Some(Duration::from_secs(30))),
+            ("minutes", text("5m"), Some(Duration::from_secs(300))),
+            ("hours", text("1h"), Some(Duration::from_secs(3600))),
+            (
+                "surrounding blanks",
+                text(" 2s "),
+                Some(Duration::from_secs(2)),
+            ),
+            (
+                "integer seconds",
+                Amount::Integer(45),
+                Some(Duration::from_secs(45)),
+            ),
+            ("zero is a value", Amount::Integer(0), Some(Duration::ZERO)),
+            ("negative integer", Amount::Integer(-1), None),
+            ("no unit", text("30"), None),
+            ("unknown unit", text("5 minutes"), None),
+            ("days are not a unit", text("1d"), None),
+            ("no number", text("ms"), None),
+            ("fraction", text("1.5s"), None),
+            ("empty", text(""), None),
+            ("overflow", text("99999999999999999999s"), None),
+            ("overflow on multiply", text("18446744073709551615h"), None),
+        ];
+        for (name, amount, want) in cases {
+            assert_eq!(duration(amount).ok(), *want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let cases: &[(&str, Amount, Option<u64>)] = &[
+            ("integer octets", Amount::Integer(1000), Some(1000)),
+            ("digits without suffix", text("1000"), Some(1000)),
+            ("lower k", text("10k"), Some(10 * 1024)),
+            ("upper K", text("10K"), Some(10 * 1024)),
+            ("mega", text("25M"), Some(26_214_400)),
+            ("giga", text("1G"), Some(1 << 30)),
+            ("negative integer", Amount::Integer(-5), None),
+            ("lower m is not mega", text("25m"), None),
+            ("unit with B", text("25MB"), None),
+            ("no number", text("M"), None),
+            ("overflow", text("99999999999G"), None),
+        ];
+        for (name, amount, want) in cases {
+            assert_eq!(size(amount).ok(), *want, "case {name}");
+        }
+    }
+}

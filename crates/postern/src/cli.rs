@@ -1,0 +1,170 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Postern: an extensible mail transfer agent.
+#[derive(Debug, Parser)]
+#[command(name = "postern", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the server (on the embedded default configuration unless --config is given).
+    Serve(ServeArgs),
+    /// Validate a configuration file (or the embedded default) and the binding registry.
+    CheckConfig(CheckArgs),
+    /// Register and configure event bindings (like the original smtpreg tool).
+    #[command(subcommand)]
+    Binding(BindingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BindingCommand {
+    /// Register a binding; prints its id.
+    Add(AddArgs),
+    /// The bindings in the order they run, per event.
+    List(ListArgs),
+    /// One binding in full.
+    Show(TargetArgs),
+    /// Unregister a binding.
+    Remove(TargetArgs),
+    /// Let a binding fire again.
+    Enable(TargetArgs),
+    /// Keep a binding registered but stop it firing.
+    Disable(TargetArgs),
+    /// Set a property of a binding's sink.
+    SetProp(SetPropArgs),
+    /// Remove a property of a binding's sink.
+    DelProp(DelPropArgs),
+    /// The event names a binding can use, with the original names they also accept.
+    Events,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The event (`inbound:MAIL`, `end-of-data`, `categorize`, … or an original name).
+    #[arg(long)]
+    pub(crate) event: String,
+    /// The sink (`builtin:NAME`, `rust:NAME`, …).
+    #[arg(long)]
+    pub(crate) sink: String,
+    /// A unique display name (default: made from the sink and the id).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// 0 (first) … 32767 (last), or highest, high, medium, low, lowest.
+    #[arg(long, default_value = "low")]
+    pub(crate) priority: String,
+    /// When the sink fires, e.g. `MAIL FROM=*@example.com;!REMOTE=10.0.0.0/8`.
+    #[arg(long, default_value = "")]
+    pub(crate) rule: String,
+    /// A property of the sink, KEY=VALUE (repeatable).
+    #[arg(long = "prop", value_name = "KEY=VALUE")]
+    pub(crate) props: Vec<String>,
+    /// Register it disabled.
+    #[arg(long)]
+    pub(crate) disabled: bool,
+    /// Run it in shadow mode: logged and counted, never applied.
+    #[arg(long)]
+    pub(crate) shadow: bool,
+    /// Make a fresh sink instance for every event instead of one cached instance.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+    /// How long one call may take (e.g. 500ms, 5s).
+    #[arg(long)]
+    pub(crate) timeout: Option<String>,
+    /// What a failure, panic or timeout does: tempfail, continue, reject.
+    #[arg(long)]
+    pub(crate) on_error: Option<String>,
+    /// Stop firing after this many seconds from now.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) expires_in: Option<u64>,
+    /// Stop firing after this many firings.
+    #[arg(long)]
+    pub(crate) max_firings: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Only this event.
+    #[arg(long)]
+    pub(crate) event: Option<String>,
+    /// Include the default sinks (and every event, bound or not).
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TargetArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The binding's id or name.
+    pub(crate) binding: String,
+    /// JSON for scripts (show).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetPropArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The binding's id or name.
+    pub(crate) binding: String,
+    /// KEY=VALUE.
+    pub(crate) property: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DelPropArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The binding's id or name.
+    pub(crate) binding: String,
+    /// The property's key.
+    pub(crate) key: String,
+}
+
+/// Where the configuration and data are; every command takes these.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct Common {
+    /// The configuration file (TOML). Without it the embedded default is used.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The data folder (queue, mailboxes, bindings), instead of the configured one.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// An address to listen on, instead of the configured listeners (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Vec<SocketAddr>,
+    /// The server's name in the greeting, EHLO and trace fields.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) hostname: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The configuration file; without it the embedded default is checked.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}

@@ -1,0 +1,114 @@
+//! `postern serve`: recover the queue, start the transport, open the listeners, and on SIGTERM
+//! or SIGINT stop accepting, let transactions in flight finish, and keep the queue.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use postern_config::Overrides;
+use postern_mailmsg::QueueIdGenerator;
+use postern_queue::{Spool, SpoolOptions};
+use postern_sink_host::Host;
+use postern_smtp_in::Server;
+use postern_transport::Transport;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::cli::ServeArgs;
+use crate::setup;
+
+/// How often a running server looks for a changed binding registry.
+const REGISTRY_POLL: Duration = Duration::from_millis(500);
+
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
+    let overrides = Overrides {
+        data_dir: None,
+        listen: args.listen.clone(),
+        hostname: args.hostname.clone(),
+    };
+    let config = match setup::config(None, &args.common, overrides) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    setup::logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(Arc::new(config)))?;
+    // Sinks still running on blocking threads (a hung one, say) must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+    let host = Arc::new(
+        Host::load(&config.bindings_file, setup::catalog())
+            .context("loading the binding registry")?,
+    );
+    let _watcher = host.watch(REGISTRY_POLL);
+
+    // Recovery runs before any listener opens: every accepted message is back in the queue.
+    let (spool, recovered) = Spool::open(&config.data_dir.join("queue"), SpoolOptions::default())
+        .await
+        .context("opening the queue")?;
+    info!(messages = recovered.live.len(), "queue recovered");
+
+    let (stop, shutdown) = watch::channel(false);
+    let (inbox, intake) = mpsc::unbounded_channel();
+    let transport = Transport::new(config.clone(), host.clone(), spool.clone());
+    let transport_task = tokio::spawn(transport.run(intake, recovered.live, shutdown.clone()));
+
+    let addresses: Vec<_> = config.listeners.iter().map(|l| l.address).collect();
+    let listeners = postern_smtp_in::bind(&addresses).await?;
+    {
+        // The bound addresses go to standard output (port 0 picks a free port), one a line.
+        let mut out = std::io::stdout().lock();
+        for listener in &listeners {
+            writeln!(out, "listening smtp {}", listener.local_addr()?)?;
+        }
+        out.flush()?;
+    }
+    let node = node_id(&config.hostname);
+    let server = Arc::new(Server::new(
+        config.clone(),
+        host,
+        spool.clone(),
+        QueueIdGenerator::new(node),
+        shutdown,
+        inbox,
+    ));
+    info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "postern started");
+    let serving = tokio::spawn(postern_smtp_in::serve(server, listeners));
+
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+    let _ = stop.send(true);
+    let _ = serving.await;
+    let _ = transport_task.await;
+    spool.close().await.context("closing the queue")?;
+    info!("postern stopped; the queue is kept");
+    Ok(())
+}
+
+/// The node part of queue ids, from the host name (stable across restarts).
+fn node_id(hostname: &str) -> u16 {
+    // FNV-1a, folded to 16 bits.
+    let mut hash: u32 = 0x811C_9DC5;
+    for b in hostname.bytes() {
+        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    ((hash >> 16) ^ hash) as u16
+}

@@ -1,0 +1,264 @@
+//! The test harness: starts the real `postern` binary on a free loopback port and talks to it
+//! with a raw socket, transcript style.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server.
+pub struct Postern {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Postern {
+    /// The embedded default, in a fresh data folder.
+    pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With a configuration file (TOML text; `listener` and `data_dir` are set by the harness).
+    pub fn start_with(config: Option<&str>) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_owned();
+        let mut server = Self::start_in(&dir, config);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// In an existing data folder (to restart after a crash).
+    pub fn start_in(dir: &Path, config: Option<&str>) -> Self {
+        let data = dir.join("data");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_postern"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--hostname")
+            .arg("mx.test");
+        if let Some(text) = config {
+            let path = dir.join("postern.toml");
+            std::fs::write(&path, text).expect("write config");
+            cmd.arg("--config").arg(path);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log file");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::from(log)).env(
+            "RUST_LOG",
+            std::env::var("POSTERN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        let mut child = cmd.spawn().expect("start postern");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening smtp ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no listening line: {line:?}; log:\n{}",
+                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+                )
+            })
+            .parse()
+            .expect("address");
+        Self {
+            child,
+            addr,
+            dir: dir.to_owned(),
+            _temp: None,
+        }
+    }
+
+    /// A new raw client, greeting read.
+    pub fn client(&self) -> Client {
+        let mut c = Client::connect(self.addr);
+        let greeting = c.read_reply();
+        assert_eq!(greeting.code, 220, "greeting: {greeting:?}");
+        c
+    }
+
+    /// The Maildir `new/` folder of a mailbox.
+    pub fn new_mail(&self, domain: &str, user: &str) -> PathBuf {
+        self.dir
+            .join("data")
+            .join("maildir")
+            .join(domain)
+            .join(user)
+            .join("new")
+    }
+
+    /// Waits until the mailbox holds `n` messages; returns their texts.
+    pub fn wait_for_mail(&self, domain: &str, user: &str, n: usize) -> Vec<String> {
+        let dir = self.new_mail(domain, user);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = read_all(&dir);
+            if found.len() >= n || Instant::now() > deadline {
+                assert_eq!(
+                    found.len(),
+                    n,
+                    "messages in {}; log:\n{}",
+                    dir.display(),
+                    self.log()
+                );
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait")
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Postern {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every file in a folder, read.
+pub fn read_all(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect();
+    out.sort();
+    out
+}
+
+/// An SMTP reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// A raw SMTP client.
+pub struct Client {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Self { stream, reader }
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a line with CRLF.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Reads one (possibly multiline) reply.
+    pub fn read_reply(&mut self) -> Reply {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("read reply");
+            assert!(
+                n > 0,
+                "connection closed while waiting for a reply (so far {lines:?})"
+            );
+            let line = line.trim_end_matches(['\r', '\n']);
+            assert!(line.len() >= 3, "short reply line {line:?}");
+            let code: u16 = line[..3].parse().expect("reply code");
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line.get(4..).unwrap_or("").to_owned());
+            if last {
+                return Reply { code, lines };
+            }
+        }
+    }
+
+    /// Sends a command and reads its reply.
+    pub fn cmd(&mut self, line: &str) -> Reply {
+        self.send(line);
+        self.read_reply()
+    }
+
+    /// Sends a command and checks the reply code; returns the reply.
+    pub fn expect(&mut self, line: &str, code: u16) -> Reply {
+        let reply = self.cmd(line);
+        assert_eq!(reply.code, code, "{line:?} -> {reply:?}");
+        reply
+    }
+
+    /// Whether the server has closed the connection (reads until EOF, up to a few seconds).
+    pub fn closed(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        loop {
+            match self.reader.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// EHLO, MAIL, RCPT(s), DATA with a body; returns the final reply.
+    pub fn send_message(&mut self, from: &str, to: &[&str], body: &str) -> Reply {
+        self.expect("EHLO client.test", 250);
+        self.expect(&format!("MAIL FROM:<{from}>"), 250);
+        for rcpt in to {
+            self.expect(&format!("RCPT TO:<{rcpt}>"), 250);
+        }
+        self.expect("DATA", 354);
+        self.send_raw(body.as_bytes());
+        self.send_raw(b"\r\n.\r\n");
+        self.read_reply()
+    }
+}

@@ -1,0 +1,273 @@
+//! The in-memory index of live messages, rebuilt from the log at start-up and kept current by
+//! the writer. It holds envelopes and states, never content, and it knows which segments may be
+//! deleted.
+//!
+//! Deletion rule: a segment may go when it is older than the active segment and older than every
+//! segment that holds the latest Message record of a live message, and only after every older
+//! segment is gone. Deleting oldest first keeps the surviving segments a suffix of the log, so
+//! every record written after a surviving Message record survives too (its later Updates and
+//! its Done); a record of a message that is Done, or a Message record superseded by a newer one,
+//! cannot change what recovery rebuilds. Deleting a newer segment first could remove a Done
+//! while its Message stays behind, and recovery would deliver that message again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use postern_mailmsg::QueueId;
+
+use crate::envelope::Envelope;
+use crate::payload::Effect;
+use crate::state::{QueueState, QueuedMessage};
+
+/// Where a record is: its segment, offset and length on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
+/// What the queue keeps in memory for one live message.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The latest Message record: the content is read back from there, and its segment stays
+    /// on disk while the message is live.
+    pub(crate) message_at: Location,
+    /// The latest envelope, from the Message record or a later Update.
+    pub(crate) envelope: Envelope,
+    pub(crate) state: QueueState,
+    pub(crate) content_len: u64,
+    pub(crate) content_crc: u32,
+}
+
+/// The live messages and the segments on disk.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    entries: BTreeMap<QueueId, Entry>,
+    /// For each segment, how many live messages have their latest Message record there.
+    pins: BTreeMap<u64, usize>,
+    /// The segment files on disk, by number.
+    segments: BTreeSet<u64>,
+    /// The segment being appended to (the newest); it is never deleted.
+    active: u64,
+}
+
+impl Index {
+    /// Applies what a record at `at` says. Recovery and the writer both call this, in log order.
+    /// An Update or Done for an id that is not live is ignored: it belongs to a message whose
+    /// Message record went with an older, deleted segment, so the message was already Done.
+    pub(crate) fn apply(&mut self, effect: Effect, at: Location) {
+        match effect {
+            Effect::Message {
+                id,
+                envelope,
+                state,
+                content_len,
+                content_crc,
+            } => {
+                let entry = Entry {
+                    message_at: at,
+                    envelope,
+                    state,
+                    content_len,
+                    content_crc,
+                };
+                if let Some(old) = self.entries.insert(id, entry) {
+                    self.unpin(old.message_at.segment);
+                }
+                *self.pins.entry(at.segment).or_default() += 1;
+            }
+            Effect::Update {
+                id,
+                envelope,
+                state,
+            } => {
+                if let Some(entry) = self.entries.get_mut(&id) {
+                    entry.envelope = envelope;
+                    entry.state = state;
+                }
+            }
+            Effect::Done { id } => {
+                if let Some(old) = self.entries.remove(&id) {
+                    self.unpin(old.message_at.segment);
+                }
+            }
+        }
+    }
+
+    fn unpin(&mut self, segment: u64) {
+        if let Some(count) = self.pins.get_mut(&segment) {
+            *count -= 1;
+            if *count == 0 {
+                self.pins.remove(&segment);
+            }
+        }
+    }
+
+    /// The entry of a live message.
+    pub(crate) fn get(&self, id: QueueId) -> Option<&Entry> {
+        self.entries.get(&id)
+    }
+
+    /// The summary of a live message.
+    pub(crate) fn summary(&self, id: QueueId) -> Option<QueuedMessage> {
+        self.entries.get(&id).map(|entry| summarize(id, entry))
+    }
+
+    /// Every live message, oldest id first.
+    pub(crate) fn list(&self) -> Vec<QueuedMessage> {
+        self.entries
+            .iter()
+            .map(|(id, entry)| summarize(*id, entry))
+            .collect()
+    }
+
+    /// The number of live messages.
+    pub(crate) fn live(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Records a segment file that exists (found at start-up, or made by the writer).
+    pub(crate) fn add_segment(&mut self, segment: u64) {
+        self.segments.insert(segment);
+    }
+
+    /// Makes `segment` the one being appended to.
+    pub(crate) fn set_active(&mut self, segment: u64) {
+        self.segments.insert(segment);
+        self.active = segment;
+    }
+
+    /// Forgets a segment whose file was deleted.
+    pub(crate) fn remove_segment(&mut self, segment: u64) {
+        self.segments.remove(&segment);
+    }
+
+    /// The number of segment files.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The segments that may be deleted now, oldest first (see the module doc for why only a
+    /// prefix, and why in this order).
+    pub(crate) fn deletable(&self) -> Vec<u64> {
+        let oldest_pinned = self.pins.keys().next().copied().unwrap_or(u64::MAX);
+        let limit = oldest_pinned.min(self.active);
+        self.segments
+            .iter()
+            .copied()
+            .take_while(|&segment| segment < limit)
+            .collect()
+    }
+
+    /// The oldest segment that holds the latest Message record of a live message.
+    pub(crate) fn oldest_pinned(&self) -> Option<u64> {
+        self.pins.keys().next().copied()
+    }
+
+    /// The live messages whose latest Message record is in `segment`.
+    pub(crate) fn pinning(&self, segment: u64) -> Vec<(QueueId, Entry)> {
+        self.entries
+            .iter()
+            .filter(|(_, entry)| entry.message_at.segment == segment)
+            .map(|(id, entry)| (*id, entry.clone()))
+            .collect()
+    }
+}
+
+fn summarize(id: QueueId, entry: &Entry) -> QueuedMessage {
+    QueuedMessage {
+        id,
+        state: entry.state,
+        sender: entry
+            .envelope
+            .sender
+            .as_ref()
+            .map(|s| s.address.clone())
+            .unwrap_or_default(),
+        recipients: entry.envelope.recipients.len(),
+        size: entry.content_len,
+        arrival_ms: entry.envelope.info.arrival_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(segment: u64) -> Location {
+        Location {
+            segment,
+            offset: 0,
+            len: 0,
+        }
+    }
+
+    fn message(id: u128) -> Effect {
+        Effect::Message {
+            id: QueueId::from_u128(id),
+            envelope: Envelope::default(),
+            state: QueueState::Queued,
+            content_len: 0,
+            content_crc: 0,
+        }
+    }
+
+    fn done(id: u128) -> Effect {
+        Effect::Done {
+            id: QueueId::from_u128(id),
+        }
+    }
+
+    fn index(segments: &[u64]) -> Index {
+        let mut index = Index::default();
+        for &segment in segments {
+            index.set_active(segment);
+        }
+        index
+    }
+
+    #[test]
+    fn a_live_message_keeps_its_segment_and_every_newer_one() {
+        let mut index = index(&[1, 2, 3, 4]);
+        index.apply(message(1), at(1));
+        index.apply(message(2), at(2));
+        index.apply(done(2), at(3));
+        // Message 2 is done, but its segment is newer than message 1's.
+        assert_eq!(index.deletable(), Vec::<u64>::new());
+        index.apply(done(1), at(4));
+        assert_eq!(index.deletable(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_rewritten_message_releases_its_older_segment() {
+        let mut index = index(&[1, 2, 3]);
+        index.apply(message(1), at(1));
+        index.apply(message(1), at(2));
+        assert_eq!(index.deletable(), vec![1]);
+        assert_eq!(index.oldest_pinned(), Some(2));
+    }
+
+    #[test]
+    fn updates_and_dones_for_unknown_ids_change_nothing() {
+        let mut index = index(&[1, 2]);
+        index.apply(message(1), at(1));
+        index.apply(done(7), at(2));
+        index.apply(
+            Effect::Update {
+                id: QueueId::from_u128(7),
+                envelope: Envelope::default(),
+                state: QueueState::Held,
+            },
+            at(2),
+        );
+        assert_eq!(index.live(), 1);
+        assert!(index.get(QueueId::from_u128(7)).is_none());
+        assert_eq!(index.deletable(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_active_segment_is_never_deletable() {
+        let index = index(&[5]);
+        assert_eq!(index.deletable(), Vec::<u64>::new());
+    }
+}

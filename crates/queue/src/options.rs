@@ -1,0 +1,32 @@
+//! Tuning of the spool. The defaults suit a server; tests shrink the segment size to watch
+//! rotation and deletion happen.
+
+/// How the spool lays out and batches its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolOptions {
+    /// A segment is closed and the next one begun after the batch that takes it past this many
+    /// octets. Smaller segments are deleted sooner; larger ones mean fewer files.
+    pub segment_size: u64,
+    /// A batch stops taking waiting requests once it holds this many octets, which bounds one
+    /// write (a single larger record still goes alone). At most 4 GiB - 1, the reach of a
+    /// record's batch offset.
+    pub max_batch_bytes: u64,
+    /// How many requests may wait for the writer; past that, `store` waits for room, which
+    /// pushes back on the sessions instead of piling messages up in memory.
+    pub queue_depth: usize,
+    /// A live message whose latest Message record lies this many segments or more behind the
+    /// active one is rewritten into the active segment, so that one long-deferred message does
+    /// not keep every segment after it on disk. 0 turns rewriting off.
+    pub relocate_after_segments: u64,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        Self {
+            segment_size: 64 * 1024 * 1024,
+            max_batch_bytes: 16 * 1024 * 1024,
+            queue_depth: 1024,
+            relocate_after_segments: 16,
+        }
+    }
+}

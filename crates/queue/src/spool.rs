@@ -1,0 +1,307 @@
+//! The spool: the API the SMTP session, the transport and the admin tools call.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use postern_mailmsg::{Content, Fate, MailMsg, QueueId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::envelope::Envelope;
+use crate::error::QueueError;
+use crate::index::Index;
+use crate::options::SpoolOptions;
+use crate::payload;
+use crate::record::Frame;
+use crate::recover::{self, Recovered};
+use crate::segment;
+use crate::state::{QueueState, QueuedMessage};
+use crate::stats::{Counters, SpoolStats};
+use crate::writer::{Append, Request, Writer};
+
+/// What the callers and the writer thread share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) segments_dir: PathBuf,
+    /// Changed only by the writer thread, after a batch is synced, in log order.
+    index: Mutex<Index>,
+    pub(crate) counters: Counters,
+    /// Held open for the life of the spool: the lock is released when it closes.
+    _lock: File,
+    /// Tests make this many of the next syncs fail.
+    #[cfg(test)]
+    pub(crate) failing_syncs: std::sync::atomic::AtomicU32,
+}
+
+impl Shared {
+    pub(crate) fn new(segments_dir: PathBuf, index: Index, lock: File) -> Self {
+        Self {
+            segments_dir,
+            index: Mutex::new(index),
+            counters: Counters::default(),
+            _lock: lock,
+            #[cfg(test)]
+            failing_syncs: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The index. A panic while it was held cannot leave it half-changed in a way that matters
+    /// more than stopping the queue would, so a poisoned lock is taken over.
+    pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The counters and the index's figures.
+    pub(crate) fn stats(&self) -> SpoolStats {
+        let (live, segments) = {
+            let index = self.index();
+            (index.live(), index.segment_count())
+        };
+        self.counters.snapshot(live, segments)
+    }
+
+    /// `fdatasync` of a segment: the records and the file's new length reach the disk.
+    pub(crate) fn sync_data(&self, file: &File) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            let failing = &self.failing_syncs;
+            if failing
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(io::Error::other("injected sync failure"));
+            }
+        }
+        file.sync_data()
+    }
+}
+
+/// The durable spool. Cheap to clone; every clone talks to the same writer.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    requests: mpsc::Sender<Request>,
+    /// Taken by `close`, which waits for the thread to end.
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`: recovers the log, cuts off a torn tail, begins a
+    /// fresh segment, deletes spent ones and starts the writer. Run it before the listeners
+    /// open, and resume the messages in [`Recovered::live`].
+    pub async fn open(dir: &Path, options: SpoolOptions) -> Result<(Spool, Recovered), QueueError> {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || open_blocking(&dir, &options))
+            .await
+            .map_err(|e| QueueError::Task(e.to_string()))?
+    }
+
+    /// Stores a message that has just been received: when this returns `Ok`, its content,
+    /// envelope and properties are on disk and the 250 may be sent. `msg.id` must be set (from
+    /// a `QueueIdGenerator`). The state is `Held` when the fate is `Hold`, `Queued` otherwise.
+    /// Storing an id that is already queued rewrites it whole (new content, for instance).
+    pub async fn store(&self, msg: &MailMsg) -> Result<(), QueueError> {
+        let id = msg.id.ok_or(QueueError::NoId)?;
+        let state = if msg.fate == Fate::Hold {
+            QueueState::Held
+        } else {
+            QueueState::Queued
+        };
+        let (frame, effect) = payload::message(id, Envelope::of(msg), state, msg.content.bytes())?;
+        self.append(frame, effect).await
+    }
+
+    /// Records the envelope and state of a queued message after a transport stage; durable on
+    /// return. When the content differs from the stored content a whole Message record is
+    /// written instead of an Update. Empty content means "not supplied": the stored content
+    /// stays (a message's content never legitimately becomes empty once received).
+    pub async fn update(&self, msg: &MailMsg, state: QueueState) -> Result<(), QueueError> {
+        let id = msg.id.ok_or(QueueError::NoId)?;
+        let (stored_len, stored_crc) = {
+            let index = self.inner.shared.index();
+            let entry = index.get(id).ok_or(QueueError::UnknownId(id))?;
+            (entry.content_len, entry.content_crc)
+        };
+        let content = msg.content.bytes();
+        let changed = !content.is_empty()
+            && (content.len() as u64 != stored_len
+                || payload::content_crc(content).1 != stored_crc);
+        let envelope = Envelope::of(msg);
+        let (frame, effect) = if changed {
+            payload::message(id, envelope, state, content)?
+        } else {
+            payload::update(id, envelope, state)?
+        };
+        self.append(frame, effect).await
+    }
+
+    /// Changes only the state of a queued message (hold, release, retry now), keeping the
+    /// latest envelope as the writer sees it; durable on return.
+    pub async fn set_state(&self, id: QueueId, state: QueueState) -> Result<(), QueueError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::SetState { id, state, reply }, answer)
+            .await
+    }
+
+    /// Takes a message out of the queue: every recipient is final (or an administrator deleted
+    /// it). Durable on return; the id is no longer listed.
+    pub async fn complete(&self, id: QueueId) -> Result<(), QueueError> {
+        if self.inner.shared.index().get(id).is_none() {
+            return Err(QueueError::UnknownId(id));
+        }
+        let (frame, effect) = payload::done(id)?;
+        self.append(frame, effect).await
+    }
+
+    /// Reads a queued message back: its content from the latest Message record on disk, its
+    /// envelope as last updated.
+    pub async fn load(&self, id: QueueId) -> Result<MailMsg, QueueError> {
+        // The writer may rewrite a message into a newer segment and delete the old one between
+        // looking the id up and reading; the second lookup then finds the new place.
+        let mut attempts = 0;
+        loop {
+            let (at, envelope) = {
+                let index = self.inner.shared.index();
+                let entry = index.get(id).ok_or(QueueError::UnknownId(id))?;
+                (entry.message_at, entry.envelope.clone())
+            };
+            let dir = self.inner.shared.segments_dir.clone();
+            let read = tokio::task::spawn_blocking(move || segment::read_content(&dir, id, at))
+                .await
+                .map_err(|e| QueueError::Task(e.to_string()))?;
+            match read {
+                Ok(content) => return Ok(envelope.into_msg(id, Content::new(content))),
+                Err(error) => {
+                    attempts += 1;
+                    let now_at = self.inner.shared.index().get(id).map(|e| e.message_at);
+                    match now_at {
+                        None => return Err(QueueError::UnknownId(id)),
+                        Some(now_at) if now_at != at && attempts < 3 => {}
+                        Some(_) => return Err(error),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every live message, oldest id first.
+    pub fn list(&self) -> Vec<QueuedMessage> {
+        self.inner.shared.index().list()
+    }
+
+    /// The summary of one live message.
+    pub fn get(&self, id: QueueId) -> Option<QueuedMessage> {
+        self.inner.shared.index().summary(id)
+    }
+
+    /// The writer's counters, and how many messages and segments there are now.
+    pub fn stats(&self) -> SpoolStats {
+        self.inner.shared.stats()
+    }
+
+    /// Stops the writer after the requests already sent, and waits for it. Every acknowledged
+    /// record is already on disk, so there is nothing left to flush. Other clones of this spool
+    /// get [`QueueError::Closed`] from then on.
+    pub async fn close(self) -> Result<(), QueueError> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .inner
+            .requests
+            .send(Request::Close(reply))
+            .await
+            .is_ok()
+        {
+            // An error here means the writer is gone already, which is what was asked.
+            let _ = answer.await;
+        }
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| QueueError::Task(e.to_string()))?
+                .map_err(|_| QueueError::Task("the spool writer panicked".to_owned()))?;
+        }
+        Ok(())
+    }
+
+    async fn append(&self, frame: Frame, effect: payload::Effect) -> Result<(), QueueError> {
+        let (reply, answer) = oneshot::channel();
+        let append = Append {
+            frame,
+            effect,
+            reply: Some(reply),
+        };
+        self.send(Request::Append(Box::new(append)), answer).await
+    }
+
+    async fn send(
+        &self,
+        request: Request,
+        answer: oneshot::Receiver<Result<(), QueueError>>,
+    ) -> Result<(), QueueError> {
+        self.inner
+            .requests
+            .send(request)
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        // A dropped reply means the writer stopped (closed, or died) before answering.
+        answer.await.map_err(|_| QueueError::Closed)?
+    }
+}
+
+fn open_blocking(dir: &Path, options: &SpoolOptions) -> Result<(Spool, Recovered), QueueError> {
+    let segments_dir = segment::prepare(dir)?;
+    let lock = segment::lock(dir)?;
+    let recover::Replayed {
+        mut index,
+        truncated_tail,
+        last,
+    } = recover::recover(&segments_dir)?;
+    let live = index.list();
+    // A fresh segment on every start: the writer never appends to a file an earlier process
+    // wrote, so the only torn tail it can leave is its own.
+    let number = last.map_or(1, |n| n + 1);
+    let file = segment::create(&segments_dir, number)?;
+    index.set_active(number);
+    let shared = Arc::new(Shared::new(segments_dir, index, lock));
+    let (requests, receiver) = mpsc::channel(options.queue_depth.max(1));
+    let mut writer = Writer::new(Arc::clone(&shared), options, receiver, number, file);
+    writer.collect_garbage();
+    let handle = std::thread::Builder::new()
+        .name("postern-spool-writer".to_owned())
+        .spawn(move || writer.run())
+        .map_err(|e| QueueError::Task(format!("cannot start the spool writer: {e}")))?;
+    tracing::info!(
+        live = live.len(),
+        segments = shared.index().segment_count(),
+        truncated = truncated_tail.is_some(),
+        "spool recovered"
+    );
+    let spool = Spool {
+        inner: Arc::new(Inner {
+            shared,
+            requests,
+            writer: Mutex::new(Some(handle)),
+        }),
+    };
+    Ok((
+        spool,
+        Recovered {
+            live,
+            truncated_tail,
+        },
+    ))
+}

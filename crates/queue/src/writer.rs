@@ -1,0 +1,589 @@
+//! The group-commit writer: one thread owns the active segment. Callers send records over a
+//! channel and wait on a oneshot; the writer takes every request that is waiting (a batch),
+//! writes them with one vectored write, syncs once, updates the index, and only then answers
+//! them all. So the cost of a sync is shared by every session that arrived while the previous
+//! one ran, and an answer of success always follows the sync of its record.
+//!
+//! A failed write or sync fails every request of its batch. The bytes past the last synced
+//! batch are then cut off, and the writer goes on in a fresh segment (a file whose sync failed
+//! cannot be trusted to sync again). It never begins a new segment while the old one may end in
+//! unacknowledged bytes: that keeps "only the newest segment with records can end in a torn
+//! write" true, which recovery relies on.
+
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+use postern_mailmsg::QueueId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::envelope::Envelope;
+use crate::error::QueueError;
+use crate::index::Location;
+use crate::payload::{self, Effect};
+use crate::record::{Frame, MAX_PAYLOAD};
+use crate::relocate;
+use crate::segment;
+use crate::spool::Shared;
+use crate::state::QueueState;
+use crate::stats::Counters;
+
+/// The answer a caller waits for.
+pub(crate) type Reply = oneshot::Sender<Result<(), QueueError>>;
+
+/// What callers ask of the writer.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Append a record; its effect goes into the index once it is synced.
+    Append(Box<Append>),
+    /// Write an Update with the latest envelope and a new state. Built by the writer, at the
+    /// moment it writes, so it cannot put back an envelope older than one written meanwhile.
+    SetState {
+        id: QueueId,
+        state: QueueState,
+        reply: Reply,
+    },
+    /// Finish what came before, then stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// A record and what to do once it is on disk.
+#[derive(Debug)]
+pub(crate) struct Append {
+    pub(crate) frame: Frame,
+    pub(crate) effect: Effect,
+    /// `None` for the writer's own records (relocations).
+    pub(crate) reply: Option<Reply>,
+}
+
+/// The segment the writer appends to.
+#[derive(Debug)]
+enum Segment {
+    Active {
+        number: u64,
+        file: File,
+        len: u64,
+    },
+    /// A batch failed in this segment: octets past `good_len` were never acknowledged and must
+    /// be cut off before another segment is begun.
+    Dirty {
+        number: u64,
+        file: File,
+        good_len: u64,
+    },
+    /// Beginning a segment failed; the next batch tries again.
+    Missing,
+}
+
+/// The writer thread's state.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    segment_size: u64,
+    max_batch_bytes: u64,
+    relocate_after: u64,
+    requests: mpsc::Receiver<Request>,
+    segment: Segment,
+    /// The number the next segment gets; never reused, even when beginning one failed.
+    next_number: u64,
+    /// A request taken from the channel that did not fit the last batch.
+    carry: Option<Request>,
+    /// Relocation failed for this segment; not tried again until the oldest pinned one changes.
+    relocation_failed: Option<u64>,
+}
+
+impl Writer {
+    /// A writer appending to `file`, the freshly begun segment `number`.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        options: &crate::SpoolOptions,
+        requests: mpsc::Receiver<Request>,
+        number: u64,
+        file: File,
+    ) -> Self {
+        Self {
+            shared,
+            segment_size: options.segment_size,
+            // The batch offset in a record header is 32 bits.
+            max_batch_bytes: options.max_batch_bytes.clamp(1, MAX_PAYLOAD),
+            relocate_after: options.relocate_after_segments,
+            requests,
+            segment: Segment::Active {
+                number,
+                file,
+                len: 0,
+            },
+            next_number: number + 1,
+            carry: None,
+            relocation_failed: None,
+        }
+    }
+
+    /// Serves requests until `Close` or until every sender is gone.
+    pub(crate) fn run(mut self) {
+        while let Some((batch, close)) = self.next_batch() {
+            self.commit(batch);
+            self.rotate_if_full();
+            self.collect_garbage();
+            if let Some(close) = close {
+                self.refuse_the_rest();
+                self.cut_failed_batch();
+                let _ = close.send(());
+                return;
+            }
+            self.relocate();
+        }
+    }
+
+    /// Waits for a request, then takes every other one already waiting, up to the batch size.
+    fn next_batch(&mut self) -> Option<(Vec<Append>, Option<oneshot::Sender<()>>)> {
+        let mut next = match self.carry.take() {
+            Some(request) => Some(request),
+            None => Some(self.requests.blocking_recv()?),
+        };
+        let mut batch: Vec<Append> = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(request) = next.take() {
+            let append = match request {
+                Request::Close(reply) => return Some((batch, Some(reply))),
+                Request::Append(append) => *append,
+                Request::SetState { id, state, reply } => {
+                    match state_update(&self.shared, &batch, id, state) {
+                        Ok((frame, effect)) => Append {
+                            frame,
+                            effect,
+                            reply: Some(reply),
+                        },
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                            next = self.requests.try_recv().ok();
+                            continue;
+                        }
+                    }
+                }
+            };
+            let len = append.frame.len();
+            if !batch.is_empty() && bytes + len > self.max_batch_bytes {
+                self.carry = Some(Request::Append(Box::new(append)));
+                break;
+            }
+            bytes += len;
+            batch.push(append);
+            next = self.requests.try_recv().ok();
+        }
+        Some((batch, None))
+    }
+
+    /// Writes and syncs a batch, applies it to the index, and answers its callers. Returns
+    /// whether the batch is on disk.
+    fn commit(&mut self, batch: Vec<Append>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let shared = Arc::clone(&self.shared);
+        let counters = &shared.counters;
+        Counters::add(&counters.syncs, 1);
+        match self.write(&batch) {
+            Ok((locations, bytes)) => {
+                Counters::add(&counters.batches, 1);
+                Counters::add(&counters.records, batch.len() as u64);
+                Counters::add(&counters.bytes, bytes);
+                let mut replies = Vec::with_capacity(batch.len());
+                {
+                    let mut index = shared.index();
+                    for (append, at) in batch.into_iter().zip(locations) {
+                        index.apply(append.effect, at);
+                        replies.extend(append.reply);
+                    }
+                }
+                for reply in replies {
+                    // A caller that stopped waiting still has its record on disk; nothing to do.
+                    let _ = reply.send(Ok(()));
+                }
+                true
+            }
+            Err(error) => {
+                Counters::add(&counters.failed_batches, 1);
+                tracing::error!(%error, records = batch.len(), "spool batch failed; refusing every request in it");
+                for append in batch {
+                    if let Some(reply) = append.reply {
+                        let _ = reply.send(Err(error.duplicate()));
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Appends the batch to the active segment and syncs it. Returns where each record went and
+    /// how many octets were written.
+    fn write(&mut self, batch: &[Append]) -> Result<(Vec<Location>, u64), QueueError> {
+        self.ready()?;
+        let Segment::Active { number, file, len } = &mut self.segment else {
+            return Err(QueueError::Closed);
+        };
+        let start = *len;
+        let mut headers = Vec::with_capacity(batch.len());
+        let mut locations = Vec::with_capacity(batch.len());
+        let mut offset = 0u64;
+        for append in batch {
+            // `next_batch` keeps every offset within a batch below `max_batch_bytes` (<= u32::MAX).
+            headers.push(append.frame.header(offset as u32));
+            locations.push(Location {
+                segment: *number,
+                offset: start + offset,
+                len: append.frame.len(),
+            });
+            offset += append.frame.len();
+        }
+        let mut slices = Vec::with_capacity(batch.len() * 3);
+        for (header, append) in headers.iter().zip(batch) {
+            slices.push(IoSlice::new(header));
+            slices.push(IoSlice::new(append.frame.prefix()));
+            slices.push(IoSlice::new(append.frame.content()));
+        }
+        let result = write_all(file, &mut slices).and_then(|()| self.shared.sync_data(file));
+        match result {
+            Ok(()) => {
+                *len += offset;
+                Ok((locations, offset))
+            }
+            Err(e) => {
+                let path = segment::path(&self.shared.segments_dir, *number);
+                if let Segment::Active { number, file, .. } =
+                    std::mem::replace(&mut self.segment, Segment::Missing)
+                {
+                    self.segment = Segment::Dirty {
+                        number,
+                        file,
+                        good_len: start,
+                    };
+                }
+                Err(QueueError::io(path, e))
+            }
+        }
+    }
+
+    /// Makes sure there is an active segment, cleaning up after a failed batch first.
+    fn ready(&mut self) -> Result<(), QueueError> {
+        match std::mem::replace(&mut self.segment, Segment::Missing) {
+            active @ Segment::Active { .. } => {
+                self.segment = active;
+                return Ok(());
+            }
+            Segment::Dirty {
+                number,
+                file,
+                good_len,
+            } => {
+                let path = segment::path(&self.shared.segments_dir, number);
+                if let Err(error) = segment::truncate(&file, &path, good_len) {
+                    self.segment = Segment::Dirty {
+                        number,
+                        file,
+                        good_len,
+                    };
+                    return Err(error);
+                }
+                tracing::warn!(segment = %path.display(), len = good_len, "cut off a failed batch; going on in a new segment");
+            }
+            Segment::Missing => {}
+        }
+        self.begin_segment()
+    }
+
+    /// Creates the next segment (directory synced) and makes it the active one.
+    fn begin_segment(&mut self) -> Result<(), QueueError> {
+        let number = self.next_number;
+        self.next_number += 1;
+        let file = segment::create(&self.shared.segments_dir, number)?;
+        self.shared.index().set_active(number);
+        self.segment = Segment::Active {
+            number,
+            file,
+            len: 0,
+        };
+        Ok(())
+    }
+
+    /// On the way out, cuts off a failed batch left at the end of the segment, so a record that
+    /// was refused does not come back at the next start.
+    fn cut_failed_batch(&mut self) {
+        if let Segment::Dirty {
+            number,
+            file,
+            good_len,
+        } = &self.segment
+        {
+            let path = segment::path(&self.shared.segments_dir, *number);
+            if let Err(error) = segment::truncate(file, &path, *good_len) {
+                tracing::warn!(%error, "cannot cut off a failed batch; its records may be recovered");
+            }
+        }
+    }
+
+    /// Begins a new segment once the active one has outgrown `segment_size`. Done after the
+    /// batch is answered, so no caller waits for it; on failure the old segment stays active.
+    fn rotate_if_full(&mut self) {
+        let Segment::Active { len, .. } = &self.segment else {
+            return;
+        };
+        if *len < self.segment_size {
+            return;
+        }
+        let old = std::mem::replace(&mut self.segment, Segment::Missing);
+        if let Err(error) = self.begin_segment() {
+            tracing::warn!(%error, "cannot begin a new segment; appending to the full one");
+            self.segment = old;
+        }
+    }
+
+    /// Deletes the segments no live message needs, oldest first, each deletion synced before
+    /// the next (see `index` for why).
+    pub(crate) fn collect_garbage(&mut self) {
+        let doomed = self.shared.index().deletable();
+        for number in doomed {
+            if let Err(error) = segment::remove(&self.shared.segments_dir, number) {
+                tracing::warn!(%error, "cannot delete a spent segment; will try again");
+                return;
+            }
+            self.shared.index().remove_segment(number);
+            tracing::debug!(segment = number, "deleted a spent segment");
+        }
+    }
+
+    /// Rewrites the live messages that hold the oldest segment on disk once it lies
+    /// `relocate_after` segments behind the active one, one batch at a time between batches
+    /// of callers.
+    fn relocate(&mut self) {
+        let Segment::Active { number: active, .. } = self.segment else {
+            return;
+        };
+        let Some(oldest) = self.shared.index().oldest_pinned() else {
+            return;
+        };
+        if self.relocate_after == 0
+            || active.saturating_sub(oldest) < self.relocate_after
+            || self.relocation_failed == Some(oldest)
+        {
+            return;
+        }
+        match relocate::batch(&self.shared, oldest, self.max_batch_bytes) {
+            Ok(batch) => {
+                let n = batch.len() as u64;
+                if self.commit(batch) {
+                    Counters::add(&self.shared.counters.relocated, n);
+                    tracing::info!(
+                        segment = oldest,
+                        messages = n,
+                        "rewrote live messages out of an old segment"
+                    );
+                }
+                self.rotate_if_full();
+                self.collect_garbage();
+            }
+            Err(error) => {
+                tracing::error!(%error, segment = oldest, "cannot rewrite live messages out of an old segment");
+                self.relocation_failed = Some(oldest);
+            }
+        }
+    }
+
+    /// After `Close`: refuse whatever is still waiting, then let the channel go.
+    fn refuse_the_rest(&mut self) {
+        self.requests.close();
+        let mut rest: Vec<Request> = self.carry.take().into_iter().collect();
+        while let Ok(request) = self.requests.try_recv() {
+            rest.push(request);
+        }
+        for request in rest {
+            match request {
+                Request::Append(append) => {
+                    if let Some(reply) = append.reply {
+                        let _ = reply.send(Err(QueueError::Closed));
+                    }
+                }
+                Request::SetState { reply, .. } => {
+                    let _ = reply.send(Err(QueueError::Closed));
+                }
+                Request::Close(reply) => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+}
+
+/// The Update record of a `SetState` request: the envelope is the latest one, counting records
+/// earlier in the same batch (not yet in the index).
+fn state_update(
+    shared: &Shared,
+    batch: &[Append],
+    id: QueueId,
+    state: QueueState,
+) -> Result<(Frame, Effect), QueueError> {
+    let earlier = batch.iter().rev().find(|a| a.effect.id() == id);
+    let envelope: Envelope = match earlier.map(|a| &a.effect) {
+        Some(Effect::Message { envelope, .. } | Effect::Update { envelope, .. }) => {
+            envelope.clone()
+        }
+        Some(Effect::Done { .. }) => return Err(QueueError::UnknownId(id)),
+        None => shared
+            .index()
+            .get(id)
+            .map(|entry| entry.envelope.clone())
+            .ok_or(QueueError::UnknownId(id))?,
+    };
+    payload::update(id, envelope, state)
+}
+
+/// Writes every slice, however the kernel splits the vectored write.
+fn write_all(file: &mut File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Index;
+    use crate::options::SpoolOptions;
+    use bytes::Bytes;
+    use postern_mailmsg::Recipient;
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        shared: Arc<Shared>,
+        requests: mpsc::Sender<Request>,
+        writer: Option<Writer>,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let segments_dir = segment::prepare(dir.path()).unwrap();
+        let lock = segment::lock(dir.path()).unwrap();
+        let file = segment::create(&segments_dir, 1).unwrap();
+        let mut index = Index::default();
+        index.set_active(1);
+        let shared = Arc::new(Shared::new(segments_dir, index, lock));
+        let (requests, receiver) = mpsc::channel(1024);
+        let writer = Writer::new(
+            Arc::clone(&shared),
+            &SpoolOptions::default(),
+            receiver,
+            1,
+            file,
+        );
+        Rig {
+            _dir: dir,
+            shared,
+            requests,
+            writer: Some(writer),
+        }
+    }
+
+    fn store(rig: &Rig, id: u128) -> oneshot::Receiver<Result<(), QueueError>> {
+        let envelope = Envelope {
+            recipients: vec![Recipient::new(format!("r{id}@example.com"))],
+            ..Envelope::default()
+        };
+        let content = Bytes::from(format!("Subject: {id}\r\n\r\nbody\r\n"));
+        let (frame, effect) = payload::message(
+            QueueId::from_u128(id),
+            envelope,
+            QueueState::Queued,
+            &content,
+        )
+        .unwrap();
+        let (reply, answer) = oneshot::channel();
+        let append = Append {
+            frame,
+            effect,
+            reply: Some(reply),
+        };
+        rig.requests
+            .try_send(Request::Append(Box::new(append)))
+            .unwrap();
+        answer
+    }
+
+    #[test]
+    fn requests_waiting_together_share_one_write_and_one_sync() {
+        let mut rig = rig();
+        let answers: Vec<_> = (1..=50).map(|id| store(&rig, id)).collect();
+        let (close, closed) = oneshot::channel();
+        rig.requests.try_send(Request::Close(close)).unwrap();
+        let writer = rig.writer.take().unwrap();
+        std::thread::spawn(move || writer.run()).join().unwrap();
+        for answer in answers {
+            answer.blocking_recv().unwrap().unwrap();
+        }
+        closed.blocking_recv().unwrap();
+        let stats = rig.shared.stats();
+        assert_eq!((stats.records, stats.batches, stats.syncs), (50, 1, 1));
+        assert_eq!(stats.live, 50);
+    }
+
+    #[test]
+    fn a_set_state_sees_an_update_earlier_in_its_batch() {
+        let mut rig = rig();
+        let id = QueueId::from_u128(1);
+        let stored = store(&rig, 1);
+        let envelope = Envelope {
+            recipients: vec![Recipient::new("changed@example.com")],
+            ..Envelope::default()
+        };
+        let (frame, effect) = payload::update(id, envelope.clone(), QueueState::Queued).unwrap();
+        let (reply, updated) = oneshot::channel();
+        let append = Append {
+            frame,
+            effect,
+            reply: Some(reply),
+        };
+        rig.requests
+            .try_send(Request::Append(Box::new(append)))
+            .unwrap();
+        let (reply, held) = oneshot::channel();
+        let state = QueueState::Held;
+        rig.requests
+            .try_send(Request::SetState { id, state, reply })
+            .unwrap();
+        let (close, _closed) = oneshot::channel();
+        rig.requests.try_send(Request::Close(close)).unwrap();
+        let writer = rig.writer.take().unwrap();
+        std::thread::spawn(move || writer.run()).join().unwrap();
+        for answer in [stored, updated, held] {
+            answer.blocking_recv().unwrap().unwrap();
+        }
+        let entry = rig.shared.index().get(id).unwrap().clone();
+        assert_eq!(entry.state, QueueState::Held);
+        assert_eq!(entry.envelope, envelope);
+        assert_eq!(rig.shared.stats().batches, 1);
+    }
+
+    #[test]
+    fn a_set_state_for_an_unknown_id_is_refused_without_a_record() {
+        let mut rig = rig();
+        let (reply, answer) = oneshot::channel();
+        let id = QueueId::from_u128(9);
+        let state = QueueState::Held;
+        rig.requests
+            .try_send(Request::SetState { id, state, reply })
+            .unwrap();
+        let (close, _closed) = oneshot::channel();
+        rig.requests.try_send(Request::Close(close)).unwrap();
+        let writer = rig.writer.take().unwrap();
+        std::thread::spawn(move || writer.run()).join().unwrap();
+        let err = answer.blocking_recv().unwrap().unwrap_err();
+        assert!(matches!(err, QueueError::UnknownId(i) if i == id));
+        assert_eq!(rig.shared.stats().records, 0);
+    }
+}

@@ -1,0 +1,44 @@
+//! Postern's built-in sinks, bound as `builtin:NAME`. Each has a page in `docs/sinks/`.
+//!
+//! # Layout
+//! - `reply`: answer a protocol event (access lists, new SMTP commands).
+//! - `ehlo_keyword`: advertise a keyword in the EHLO reply.
+//! - `add_header`: add a header field, with `${…}` variables.
+//! - `set_fate`: abort, badmail, quarantine or hold a message.
+//! - `log`: log the event and its context.
+//! - `delay`: wait before answering (tarpitting), on the async runtime or a blocking thread.
+//! - `fault`: fail, panic or hang on purpose, to try `on_error` policies and timeouts.
+//! - `props`: reading typed properties with errors that name the property.
+//!
+//! # Design
+//! A built-in sink is a factory that checks its properties once, when the registry loads, and
+//! makes an instance that does no parsing per event. Sinks that answer at once return
+//! `Call::Ready`, which costs no allocation.
+
+#![warn(missing_docs)]
+
+mod add_header;
+mod delay;
+mod ehlo_keyword;
+mod fault;
+mod log;
+mod props;
+mod reply;
+mod set_fate;
+
+use std::sync::Arc;
+
+use postern_sink_api::SinkFactory;
+
+/// Every built-in sink factory.
+pub fn all() -> Vec<Arc<dyn SinkFactory>> {
+    vec![
+        Arc::new(reply::Factory),
+        Arc::new(ehlo_keyword::Factory),
+        Arc::new(add_header::Factory),
+        Arc::new(set_fate::Factory),
+        Arc::new(log::Factory),
+        Arc::new(delay::Factory),
+        Arc::new(fault::Factory),
+    ]
+}

@@ -1,0 +1,98 @@
+//! BDAT (RFC 3030 CHUNKING): byte-counted chunks, no dot-stuffing, the last one ends the message.
+
+use postern_sink_api::{Command, Reply};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::defaults::Staged;
+use crate::reply;
+use crate::session::{Chunks, Flow, Session, State, data_deadline, log_refused};
+
+/// Parses `BDAT size [LAST]`.
+pub(crate) fn parse(args: &str) -> Option<(usize, bool)> {
+    let mut words = args.split_ascii_whitespace();
+    let size = words.next()?.parse::<usize>().ok()?;
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return None,
+    };
+    words.next().is_none().then_some((size, last))
+}
+
+/// The default sink of `inbound:BDAT`: checks the sequence.
+pub(crate) fn bdat(st: &State, command: &Command) -> (Reply, Staged) {
+    let Some((size, _last)) = parse(&command.args) else {
+        return (reply::bad_arguments("BDAT size [LAST]"), Staged::Nothing);
+    };
+    if st.msg.sender.is_none() {
+        return (reply::bad_sequence("send MAIL first"), Staged::Nothing);
+    }
+    if st.msg.recipients.is_empty() {
+        return (reply::no_recipients(), Staged::Nothing);
+    }
+    (reply::chunk_received(size), Staged::Bdat)
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Reads a chunk (always, so the stream stays in step) and keeps it if it was accepted.
+    pub(crate) async fn receive_chunk(
+        &mut self,
+        size: usize,
+        last: bool,
+        reply: Reply,
+        accepted: bool,
+    ) -> Flow {
+        let limit = self.st.server.config.limits.max_message_size;
+        let deadline = data_deadline(&self.st);
+        if size > 4096 {
+            self.input.for_data();
+        }
+        let mut chunks = if accepted {
+            Some(self.st.chunks.take().unwrap_or(Chunks {
+                content: Vec::new(),
+                seen: 0,
+            }))
+        } else {
+            None
+        };
+        let mut remaining = size;
+        loop {
+            let pending = self.input.pending();
+            let take = remaining.min(pending.len());
+            if let Some(c) = chunks.as_mut() {
+                let room = usize::try_from(limit)
+                    .unwrap_or(usize::MAX)
+                    .saturating_sub(c.content.len());
+                c.content.extend_from_slice(&pending[..take.min(room)]);
+                c.seen += take as u64;
+            }
+            self.input.consume(take);
+            remaining -= take;
+            if remaining == 0 {
+                break;
+            }
+            if let Err(end) = self.fill_before(deadline).await {
+                return Flow::Close(end);
+            }
+        }
+        self.input.for_commands();
+        let Some(chunks) = chunks else {
+            return self.error_reply(reply).await;
+        };
+        if chunks.seen > limit {
+            log_refused(&self.st, "over the size limit");
+            self.st.reset();
+            return self.error_reply(reply::too_big(limit)).await;
+        }
+        if !last {
+            self.st.chunks = Some(chunks);
+            self.send(&reply);
+            return Flow::Next;
+        }
+        let id = self.st.server.ids.next_id();
+        self.end_of_data(id, chunks.content).await
+    }
+}

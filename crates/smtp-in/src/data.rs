@@ -1,0 +1,145 @@
+//! DATA (RFC 5321 §4.1.1.4): the message text up to `<CRLF>.<CRLF>`, then the end-of-data event
+//! whose default sink queues the message. The 250 is sent only after the queue has made the
+//! message durable.
+
+use std::sync::Arc;
+
+use postern_mailmsg::{Content, MailMsg, QueueId};
+use postern_sink_api::{Change, Command, Context, Event, Outcome, Reply};
+use postern_sink_host::DefaultSink;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{error, info};
+
+use crate::defaults::Staged;
+use crate::dot::Decoder;
+use crate::received;
+use crate::reply;
+use crate::session::{Flow, Session, State, data_deadline, log_refused};
+
+/// The default sink of `inbound:DATA`: checks the sequence, names the message, asks for it.
+pub(crate) fn data(st: &State, command: &Command) -> (Reply, Staged) {
+    if !command.args.trim().is_empty() {
+        return (reply::bad_arguments("DATA"), Staged::Nothing);
+    }
+    if st.msg.sender.is_none() {
+        return (reply::bad_sequence("send MAIL first"), Staged::Nothing);
+    }
+    if st.chunks.is_some() {
+        return (
+            reply::bad_sequence("BDAT transfer in progress"),
+            Staged::Nothing,
+        );
+    }
+    if st.msg.recipients.is_empty() {
+        return (reply::no_recipients(), Staged::Nothing);
+    }
+    (reply::start_data(), Staged::Data(st.server.ids.next_id()))
+}
+
+/// The default sink of `end-of-data`: the reply that names the queue id. The session writes
+/// the message to the queue after the chain, so that changes of sinks after this one are in it.
+struct EndOfData(QueueId);
+
+impl DefaultSink for EndOfData {
+    async fn run(&mut self, _ctx: &Context) -> Outcome {
+        Outcome::changes(vec![Change::SetReply(reply::queued(&self.0.to_string()))])
+    }
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Receives the message text after a 354.
+    pub(crate) async fn receive_data(&mut self, id: QueueId) -> Flow {
+        if let Err(e) = self.flush().await {
+            return Flow::Close(crate::End::Io(e.to_string()));
+        }
+        let limit = self.st.server.config.limits.max_message_size;
+        let mut decoder = Decoder::new(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut content = Vec::with_capacity(8 * 1024);
+        let deadline = data_deadline(&self.st);
+        self.input.for_data();
+        loop {
+            let pending = self.input.pending();
+            if let Some(used) = decoder.feed(pending, &mut content) {
+                self.input.consume(used);
+                break;
+            }
+            let used = pending.len();
+            self.input.consume(used);
+            if let Err(end) = self.fill_before(deadline).await {
+                return Flow::Close(end);
+            }
+        }
+        self.input.for_commands();
+        if decoder.oversize() {
+            log_refused(&self.st, "over the size limit");
+            self.st.reset();
+            return self.error_reply(reply::too_big(limit)).await;
+        }
+        if let Some(flaw) = decoder.flaw {
+            log_refused(&self.st, flaw.describe());
+            self.st.reset();
+            return self.error_reply(reply::bad_content(flaw.describe())).await;
+        }
+        self.end_of_data(id, content).await
+    }
+
+    /// Raises end-of-data for a complete message and queues it.
+    pub(crate) async fn end_of_data(&mut self, id: QueueId, body: Vec<u8>) -> Flow {
+        let st = &mut self.st;
+        let now_ms = State::now_ms();
+        let mut msg: MailMsg = (*st.msg).clone();
+        msg.id = Some(id);
+        let trace = received::value(&msg, &st.info, &st.server.hostname, (now_ms / 1000) as i64);
+        let mut raw = Vec::with_capacity(body.len() + trace.len() + 16);
+        raw.extend_from_slice(b"Received: ");
+        raw.extend_from_slice(trace.as_bytes());
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(&body);
+        drop(body);
+        msg.content = Content::new(raw);
+        let protocol = received::protocol(&st.info, &msg).to_owned();
+        let info = &mut msg.info;
+        info.arrival_ms = now_ms;
+        info.size = msg.content.len() as u64;
+        info.remote_ip = Some(st.info.remote.ip());
+        info.remote_port = st.info.remote.port();
+        info.helo = st.info.helo.clone().unwrap_or_default();
+        info.auth_user = st.info.auth_user.clone();
+        info.received_by = st.server.hostname.clone();
+        info.session_id = st.info.id;
+        info.protocol = protocol;
+        st.msg = Arc::new(msg);
+
+        let mut ctx = st.context(Event::EndOfData, None);
+        let d = st.snapshot.dispatch(&mut ctx, &mut EndOfData(id)).await;
+        let mut reply = d.reply.unwrap_or_else(reply::ok);
+        st.reset();
+        if d.default_ran && reply.is_positive() {
+            let msg = Arc::unwrap_or_clone(ctx.message);
+            match st.server.spool.store(&msg).await {
+                Ok(()) => {
+                    info!(session = st.info.id, queue_id = %id, from = %msg.sender_address(),
+                          recipients = msg.recipients.len(), size = msg.info.size,
+                          remote = %st.info.remote.ip(), "message accepted");
+                    st.server.submit(msg);
+                }
+                Err(e) => {
+                    error!(session = st.info.id, queue_id = %id, "queue write failed: {e}");
+                    reply = reply::queue_failed();
+                }
+            }
+        }
+        if d.disconnect {
+            self.send(&reply);
+            return Flow::Close(crate::End::Disconnected);
+        }
+        if reply.code >= 400 {
+            return self.error_reply(reply).await;
+        }
+        self.send(&reply);
+        Flow::Next
+    }
+}

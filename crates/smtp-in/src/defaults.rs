@@ -1,0 +1,75 @@
+//! The default sink of every `inbound:VERB` event: the server's RFC 5321 behaviour, one verb
+//! module each. A default sink never changes the session itself: it sets the reply it would
+//! send and *stages* its change, which the session applies only if the final reply is positive.
+
+use postern_mailmsg::{QueueId, Recipient, Sender};
+use postern_sink_api::{Change, Context, Outcome, Reply};
+use postern_sink_host::DefaultSink;
+
+use crate::session::State;
+use crate::{bdat, data, ehlo, mail, minor, rcpt};
+
+/// A change to the session that waits for a positive reply.
+#[derive(Debug)]
+pub(crate) enum Staged {
+    Nothing,
+    /// EHLO/HELO: the client's name; a new EHLO also resets the transaction.
+    Helo {
+        name: String,
+        esmtp: bool,
+    },
+    Mail(Sender),
+    Rcpt(Recipient),
+    /// DATA accepted: the message will have this id.
+    Data(QueueId),
+    /// BDAT accepted (the session read the chunk's size before the event).
+    Bdat,
+    Reset,
+    Quit,
+}
+
+/// The default sink of the command being handled.
+pub(crate) struct Defaults<'a> {
+    pub(crate) st: &'a State,
+    pub(crate) staged: &'a mut Staged,
+}
+
+impl DefaultSink for Defaults<'_> {
+    async fn run(&mut self, ctx: &Context) -> Outcome {
+        let (reply, staged) = self.decide(ctx);
+        *self.staged = staged;
+        Outcome::changes(vec![Change::SetReply(reply)])
+    }
+}
+
+impl Defaults<'_> {
+    fn decide(&self, ctx: &Context) -> (Reply, Staged) {
+        let Some(command) = ctx.command.as_deref() else {
+            return (crate::reply::syntax_error(), Staged::Nothing);
+        };
+        let st = self.st;
+        match command.verb.as_str() {
+            "EHLO" => ehlo::ehlo(st, ctx, command),
+            "HELO" => ehlo::helo(st, command),
+            "MAIL" => mail::mail(st, command),
+            "RCPT" => rcpt::rcpt(st, command),
+            "DATA" => data::data(st, command),
+            "BDAT" => bdat::bdat(st, command),
+            "RSET" => minor::rset(),
+            "NOOP" => minor::noop(),
+            "QUIT" => minor::quit(),
+            "VRFY" => minor::vrfy(command),
+            "HELP" => minor::help(),
+            "EXPN" | "STARTTLS" | "AUTH" => minor::not_implemented(),
+            _ => minor::unknown(),
+        }
+    }
+}
+
+/// Parses a command line with `smtp-proto`, which wants the line end.
+pub(crate) fn parse_request(line: &str) -> Result<smtp_proto::Request<String>, smtp_proto::Error> {
+    let mut bytes = Vec::with_capacity(line.len() + 2);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.extend_from_slice(b"\r\n");
+    smtp_proto::Request::parse(&mut bytes.iter()).map(smtp_proto::Request::into_owned)
+}

@@ -1,0 +1,94 @@
+//! Postern's SMTP listeners and inbound session. Every command is an `inbound:VERB` event whose
+//! default sink is the RFC 5321 behaviour of that verb.
+//!
+//! # Layout
+//! - `listener`: accepting connections, connection limits, graceful shutdown.
+//! - `session`: the session state machine: read, dispatch, reply; staged changes.
+//! - `input`: the bounded input buffer; `dot`: the DATA decoder (dot-stuffing, smuggling).
+//! - `defaults`: the default sink of each `inbound:VERB` event, one module per verb:
+//!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …).
+//! - `received`: the Received: trace field; `reply`: every reply text the session sends.
+//!
+//! # Design
+//! The session is generic over its stream. Replies are buffered and written when no complete
+//! command is waiting (RFC 2920 pipelining). A message is held in memory while it arrives
+//! (bounded by the size limit; the excess is counted, not kept) and handed to the queue, whose
+//! group commit makes it durable before the 250. The end of DATA is found by a decoder that
+//! treats only `<CRLF>.<CRLF>` as the end and refuses bare CR, bare LF and NUL, so no input can
+//! split one message into two (SMTP smuggling).
+
+#![warn(missing_docs)]
+
+mod bdat;
+mod data;
+mod defaults;
+mod dot;
+mod ehlo;
+mod input;
+pub mod listener;
+mod mail;
+mod minor;
+mod rcpt;
+mod received;
+mod reply;
+pub mod session;
+
+use std::sync::Arc;
+
+use postern_config::Config;
+use postern_mailmsg::{MailMsg, QueueIdGenerator};
+use postern_queue::Spool;
+use postern_sink_host::Host;
+use tokio::sync::{mpsc, watch};
+
+pub use listener::{Connections, bind, serve};
+pub use session::End;
+
+/// Everything sessions share.
+pub struct Server {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The binding registry.
+    pub host: Arc<Host>,
+    /// The durable queue.
+    pub spool: Spool,
+    /// Makes queue ids.
+    pub ids: QueueIdGenerator,
+    /// The name of this server in replies and trace fields.
+    pub hostname: String,
+    /// Becomes `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Open connections.
+    pub connections: Arc<Connections>,
+    /// Where accepted (durable) messages go: the transport.
+    inbox: mpsc::UnboundedSender<MailMsg>,
+}
+
+impl Server {
+    /// Assembles the shared state; accepted messages are sent to `inbox`.
+    pub fn new(
+        config: Arc<Config>,
+        host: Arc<Host>,
+        spool: Spool,
+        ids: QueueIdGenerator,
+        shutdown: watch::Receiver<bool>,
+        inbox: mpsc::UnboundedSender<MailMsg>,
+    ) -> Self {
+        Self {
+            hostname: config.hostname.clone(),
+            config,
+            host,
+            spool,
+            ids,
+            shutdown,
+            connections: Arc::new(Connections::default()),
+            inbox,
+        }
+    }
+
+    /// Hands a durable message to the transport. If the transport is gone (shutting down) the
+    /// message stays in the queue and recovery delivers it at the next start.
+    pub(crate) fn submit(&self, msg: MailMsg) {
+        let _ = self.inbox.send(msg);
+    }
+}

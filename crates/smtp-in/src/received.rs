@@ -1,0 +1,49 @@
+//! The `Received:` trace field (RFC 5321 §4.4) a message gets when it is accepted.
+
+use postern_mailmsg::MailMsg;
+use postern_sink_api::SessionInfo;
+
+/// Builds the value of the Received: field for a message arriving in a session, on one line
+/// (well under the 998-octet line limit) so it needs no folding.
+pub(crate) fn value(msg: &MailMsg, session: &SessionInfo, by: &str, now_secs: i64) -> String {
+    let helo = session.helo.as_deref().unwrap_or("unknown");
+    let ip = session.remote.ip();
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("IPv6:{v6}"),
+        },
+        v4 => v4.to_string(),
+    };
+    let protocol = protocol(session, msg);
+    let id = msg.id.map(|id| id.to_string()).unwrap_or_default();
+    let date = mail_builder::headers::date::Date::new(now_secs).to_rfc822();
+    // RFC 5321 §4.4: a "for" clause only names the recipient when there is exactly one, so a
+    // message to several does not reveal the Bcc recipients to the others.
+    let recipient = match msg.recipients.as_slice() {
+        [only] => format!(" for <{}>", only.address),
+        _ => String::new(),
+    };
+    format!("from {helo} ([{ip}]) by {by} (Postern) with {protocol} id {id}{recipient}; {date}")
+}
+
+/// The protocol name of RFC 3848 (`SMTP`, `ESMTP`, `UTF8SMTP`, with `S` for TLS and `A` for AUTH).
+pub(crate) fn protocol(session: &SessionInfo, msg: &MailMsg) -> &'static str {
+    let utf8 = msg.sender.as_ref().is_some_and(|s| s.params.smtputf8);
+    match (
+        session.esmtp,
+        utf8,
+        session.tls,
+        session.auth_user.is_some(),
+    ) {
+        (false, _, _, _) => "SMTP",
+        (true, false, false, false) => "ESMTP",
+        (true, false, true, false) => "ESMTPS",
+        (true, false, false, true) => "ESMTPA",
+        (true, false, true, true) => "ESMTPSA",
+        (true, true, false, false) => "UTF8SMTP",
+        (true, true, true, false) => "UTF8SMTPS",
+        (true, true, false, true) => "UTF8SMTPA",
+        (true, true, true, true) => "UTF8SMTPSA",
+    }
+}

@@ -1,0 +1,411 @@
+//! The inbound session: reads commands, raises their events, writes replies, receives messages.
+//!
+//! The session is generic over its stream so tests can drive it over `tokio::io::duplex` as
+//! well as TCP. Each command becomes an `inbound:VERB` event whose chain includes the default
+//! sink (`defaults.rs`); what the default sink changes in the session is *staged* and takes
+//! effect only if the reply finally sent is positive.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use postern_mailmsg::{MailMsg, PropertyBag};
+use postern_sink_api::{Command, Context, Event, Reply, SessionInfo, Verb};
+use postern_sink_host::{NoDefault, Snapshot};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::Server;
+use crate::defaults::{Defaults, Staged};
+use crate::input::{Input, Line};
+use crate::reply;
+
+/// Session ids, unique within the process.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF.
+const MAX_COMMAND: usize = 510;
+/// MAIL and RCPT carry ESMTP parameters, which extensions allow to lengthen the line
+/// (RFC 1870 §3, RFC 3461 §4.1 and §5); allow room for SIZE, BODY, RET, ENVID, NOTIFY, ORCPT.
+const MAX_PARAMETER_COMMAND: usize = 1022;
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The client sent QUIT.
+    Quit,
+    /// The client closed the connection.
+    ClientClosed,
+    /// The client was idle too long.
+    Timeout,
+    /// Too many errors.
+    TooManyErrors,
+    /// A sink (or the session-start event) closed the connection.
+    Disconnected,
+    /// The server is shutting down.
+    Shutdown,
+    /// A BDAT command whose size could not be read: the stream can no longer be followed.
+    Desync,
+    /// Reading or writing failed.
+    Io(String),
+}
+
+/// What the command loop does next.
+pub(crate) enum Flow {
+    Next,
+    Close(End),
+}
+
+/// A session's state apart from its stream.
+pub(crate) struct State {
+    pub(crate) server: Arc<Server>,
+    pub(crate) snapshot: Arc<Snapshot>,
+    pub(crate) info: Arc<SessionInfo>,
+    pub(crate) props: PropertyBag,
+    /// The transaction so far: sender, recipients (no content until the end of data).
+    pub(crate) msg: Arc<MailMsg>,
+    /// BDAT chunks received so far in this transaction.
+    pub(crate) chunks: Option<Chunks>,
+    pub(crate) errors: u32,
+}
+
+/// A BDAT transfer in progress.
+pub(crate) struct Chunks {
+    pub(crate) content: Vec<u8>,
+    pub(crate) seen: u64,
+}
+
+pub(crate) struct Session<S> {
+    pub(crate) stream: S,
+    pub(crate) input: Input,
+    pub(crate) out: Vec<u8>,
+    pub(crate) st: State,
+}
+
+/// Runs one session to its end.
+pub async fn run<S>(server: Arc<Server>, stream: S, remote: SocketAddr, local: SocketAddr) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let info = SessionInfo {
+        id,
+        remote,
+        local,
+        helo: None,
+        esmtp: false,
+        tls: false,
+        auth_user: None,
+        may_relay: server.config.is_relay_client(remote.ip()),
+    };
+    let snapshot = server.host.snapshot();
+    let mut session = Session {
+        stream,
+        input: Input::new(),
+        out: Vec::with_capacity(256),
+        st: State {
+            server,
+            snapshot,
+            info: Arc::new(info),
+            props: PropertyBag::new(),
+            msg: Arc::new(MailMsg::default()),
+            chunks: None,
+            errors: 0,
+        },
+    };
+    let end = session.serve().await;
+    session.finish(&end).await;
+    info!(session = id, remote = %remote, end = ?end, "session closed");
+    end
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    async fn serve(&mut self) -> End {
+        if let Flow::Close(end) = self.greet().await {
+            return end;
+        }
+        let mut shutdown = self.st.server.shutdown.clone();
+        loop {
+            match self.input.next_line() {
+                Some(Line::Complete(range)) => {
+                    if let Flow::Close(end) = self.command(range).await {
+                        return end;
+                    }
+                    continue;
+                }
+                Some(Line::TooLong) => {
+                    if let Flow::Close(end) = self.error_reply(reply::line_too_long()).await {
+                        return end;
+                    }
+                    continue;
+                }
+                None => {}
+            }
+            if let Err(e) = self.flush().await {
+                return End::Io(e.to_string());
+            }
+            let timeout = self.st.server.config.limits.command_timeout;
+            let read = tokio::select! {
+                r = tokio::time::timeout(timeout, self.input.fill(&mut self.stream)) => r,
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    // Between commands nothing is in flight: tell the client and go.
+                    self.send(&reply::shutting_down(&self.st.server.hostname));
+                    return End::Shutdown;
+                }
+            };
+            match read {
+                Err(_) => {
+                    self.send(&reply::timeout(&self.st.server.hostname));
+                    return End::Timeout;
+                }
+                Ok(Ok(0)) => return End::ClientClosed,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return End::Io(e.to_string()),
+            }
+        }
+    }
+
+    /// Raises session-start; its default sink greets.
+    async fn greet(&mut self) -> Flow {
+        let mut ctx = self.st.context(Event::SessionStart, None);
+        let host = self.st.server.hostname.clone();
+        let mut greeting = Greeting(host);
+        let d = self.st.snapshot.dispatch(&mut ctx, &mut greeting).await;
+        let reply = d
+            .reply
+            .unwrap_or_else(|| reply::greeting(&self.st.server.hostname));
+        self.send(&reply);
+        if d.disconnect || reply.code != 220 {
+            return Flow::Close(End::Disconnected);
+        }
+        Flow::Next
+    }
+
+    /// Handles one command line.
+    async fn command(&mut self, range: std::ops::Range<usize>) -> Flow {
+        let line = self.input.bytes(range);
+        if line.contains(&0) {
+            return self.error_reply(reply::syntax_error()).await;
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            return self.error_reply(reply::syntax_error()).await;
+        };
+        let (word, args) = text.split_once(' ').unwrap_or((text, ""));
+        let Some(verb) = Verb::parse(word) else {
+            return self.error_reply(reply::syntax_error()).await;
+        };
+        let limit = match verb.as_str() {
+            "MAIL" | "RCPT" => MAX_PARAMETER_COMMAND,
+            _ => MAX_COMMAND,
+        };
+        if text.len() > limit {
+            return self.error_reply(reply::line_too_long()).await;
+        }
+        // A BDAT chunk follows its command whatever the reply, so its size is read before any
+        // sink runs; when it cannot be read the stream can no longer be followed.
+        let bdat = if verb.as_str() == "BDAT" {
+            match crate::bdat::parse(args) {
+                Some(chunk) => Some(chunk),
+                None => {
+                    self.send(&reply::bad_arguments("BDAT size [LAST]"));
+                    return Flow::Close(End::Desync);
+                }
+            }
+        } else {
+            None
+        };
+        let command = Arc::new(Command {
+            verb: verb.clone(),
+            args: args.to_owned(),
+            line: text.to_owned(),
+        });
+        let mut ctx = self.st.context(Event::Inbound(Some(verb)), Some(command));
+        let mut staged = Staged::Nothing;
+        let d = {
+            let mut defaults = Defaults {
+                st: &self.st,
+                staged: &mut staged,
+            };
+            self.st.snapshot.dispatch(&mut ctx, &mut defaults).await
+        };
+        let reply = d.reply.unwrap_or_else(reply::ok);
+        // Sinks may have changed the transaction (recipients, properties).
+        self.st.msg = ctx.message;
+        if !d.default_ran || !reply.is_positive() {
+            staged = Staged::Nothing;
+        }
+        self.finish_command(reply, d.disconnect, staged, bdat).await
+    }
+
+    /// Sends a command's reply and carries out what the default sink staged.
+    async fn finish_command(
+        &mut self,
+        reply: Reply,
+        disconnect: bool,
+        staged: Staged,
+        bdat: Option<(usize, bool)>,
+    ) -> Flow {
+        let code = reply.code;
+        if let Some((size, last)) = bdat {
+            // RFC 3030 §2: the chunk is read whatever the reply; the reply comes after it.
+            let accepted = matches!(staged, Staged::Bdat);
+            let flow = self.receive_chunk(size, last, reply, accepted).await;
+            return if disconnect {
+                Flow::Close(End::Disconnected)
+            } else {
+                flow
+            };
+        }
+        if disconnect {
+            self.send(&reply);
+            return Flow::Close(End::Disconnected);
+        }
+        match staged {
+            Staged::Quit => {
+                self.send(&reply);
+                return Flow::Close(End::Quit);
+            }
+            Staged::Data(id) if code == 354 => {
+                self.send(&reply);
+                return self.receive_data(id).await;
+            }
+            other => self.st.apply(other),
+        }
+        if code >= 400 {
+            return self.error_reply(reply).await;
+        }
+        self.send(&reply);
+        Flow::Next
+    }
+
+    /// Sends an error reply and counts it; past the limit the session closes.
+    pub(crate) async fn error_reply(&mut self, reply: Reply) -> Flow {
+        self.send(&reply);
+        // 452 4.5.3 asks a pipelining client to send the other recipients later; not an error.
+        if reply.code != 452 {
+            self.st.errors += 1;
+        }
+        if self.st.errors >= self.st.server.config.limits.max_errors {
+            self.send(&reply::too_many_errors(&self.st.server.hostname));
+            return Flow::Close(End::TooManyErrors);
+        }
+        Flow::Next
+    }
+
+    /// Queues a reply for sending (flushed when no more pipelined input waits).
+    pub(crate) fn send(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.out, true);
+    }
+
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Flushes what is left and raises session-end.
+    async fn finish(&mut self, end: &End) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+        let mut ctx = self.st.context(Event::SessionEnd, None);
+        self.st.snapshot.dispatch(&mut ctx, &mut NoDefault).await;
+        debug!(session = self.st.info.id, end = ?end, "session-end raised");
+    }
+
+    /// Reads with the command timeout and the whole-transfer deadline of DATA/BDAT.
+    pub(crate) async fn fill_before(&mut self, deadline: Instant) -> Result<(), End> {
+        let timeout = self.st.server.config.limits.command_timeout;
+        let until = deadline.min(Instant::now() + timeout);
+        match tokio::time::timeout_at(until, self.input.fill(&mut self.stream)).await {
+            Err(_) => {
+                self.send(&reply::timeout(&self.st.server.hostname));
+                Err(End::Timeout)
+            }
+            Ok(Ok(0)) => Err(End::ClientClosed),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(End::Io(e.to_string())),
+        }
+    }
+}
+
+impl State {
+    /// A context for an event of this session.
+    pub(crate) fn context(&self, event: Event, command: Option<Arc<Command>>) -> Context {
+        Context {
+            event,
+            command,
+            session: Some(self.info.clone()),
+            reply: None,
+            message: self.msg.clone(),
+            recipient: None,
+            server: self.server.host.server_props.clone(),
+            session_props: Some(self.props.clone()),
+            ehlo_keywords: Vec::new(),
+        }
+    }
+
+    /// Carries out a staged change after a positive reply.
+    pub(crate) fn apply(&mut self, staged: Staged) {
+        match staged {
+            Staged::Nothing | Staged::Quit | Staged::Data(_) | Staged::Bdat => {}
+            Staged::Helo { name, esmtp } => {
+                let info = Arc::make_mut(&mut self.info);
+                info.helo = Some(name);
+                info.esmtp = esmtp;
+                self.reset();
+            }
+            Staged::Mail(sender) => Arc::make_mut(&mut self.msg).sender = Some(sender),
+            Staged::Rcpt(recipient) => {
+                Arc::make_mut(&mut self.msg).add_recipient(recipient);
+            }
+            Staged::Reset => self.reset(),
+        }
+    }
+
+    /// Ends the transaction (RSET, a new EHLO, after a message).
+    pub(crate) fn reset(&mut self) {
+        self.msg = Arc::new(MailMsg::default());
+        self.chunks = None;
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub(crate) fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// The default sink of session-start: the greeting.
+struct Greeting(String);
+
+impl postern_sink_host::DefaultSink for Greeting {
+    async fn run(&mut self, _ctx: &Context) -> postern_sink_api::Outcome {
+        postern_sink_api::Outcome::changes(vec![postern_sink_api::Change::SetReply(
+            reply::greeting(&self.0),
+        )])
+    }
+}
+
+/// Logs a refused message once, where the decision is made.
+pub(crate) fn log_refused(st: &State, why: &str) {
+    warn!(session = st.info.id, remote = %st.info.remote, "message refused: {why}");
+}
+
+/// How long to wait at most for a whole DATA or BDAT transfer.
+pub(crate) fn data_deadline(st: &State) -> Instant {
+    Instant::now()
+        + st.server
+            .config
+            .limits
+            .data_timeout
+            .max(Duration::from_secs(1))
+}

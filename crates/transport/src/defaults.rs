@@ -1,0 +1,87 @@
+//! The default sinks of the transport events: the categorizer (resolve local users), the router
+//! (choose each recipient's next hop) and the store driver (Maildir).
+
+use std::sync::Arc;
+
+use postern_config::Config;
+use postern_delivery::{Delivered, Maildir, MaildirError};
+use postern_sink_api::{Change, Context, Outcome, Verdict};
+use postern_sink_host::DefaultSink;
+use tracing::debug;
+
+/// Next hops: `local:DOMAIN`, `smtp:HOST:PORT` (a configured smarthost), `mx:DOMAIN`.
+pub(crate) const LOCAL: &str = "local:";
+
+/// Default of `categorize`: a recipient in a local domain must be a known user.
+pub(crate) struct Categorizer<'a>(pub(crate) &'a Config);
+
+impl DefaultSink for Categorizer<'_> {
+    async fn run(&mut self, ctx: &Context) -> Outcome {
+        let Some(rcpt) = ctx.current_recipient() else {
+            return Outcome::next();
+        };
+        match self.0.local_domain(rcpt.domain()) {
+            Some(domain) if !domain.accepts(rcpt.local_part()) => {
+                Outcome::changes(vec![Change::FailRecipient(format!(
+                    "550 5.1.1 <{}>: user unknown",
+                    rcpt.address
+                ))])
+            }
+            _ => Outcome::next(),
+        }
+    }
+}
+
+/// Default of `route`: local domains to the store driver, configured routes to their
+/// smarthost, everything else to the domain's MX.
+pub(crate) struct Router<'a>(pub(crate) &'a Config);
+
+impl DefaultSink for Router<'_> {
+    async fn run(&mut self, ctx: &Context) -> Outcome {
+        let Some(rcpt) = ctx.current_recipient() else {
+            return Outcome::next();
+        };
+        if rcpt.next_hop.is_some() {
+            // A sink before this one chose already.
+            return Outcome::next();
+        }
+        let domain = rcpt.domain().to_ascii_lowercase();
+        let hop = if self.0.local_domain(&domain).is_some() {
+            format!("{LOCAL}{domain}")
+        } else if let Some(route) = self.0.route_for(&domain) {
+            format!("smtp:{}:{}", route.host, route.port)
+        } else {
+            format!("mx:{domain}")
+        };
+        Outcome::changes(vec![Change::SetNextHop(hop)])
+    }
+}
+
+/// Default of `store`: delivery into the recipient's Maildir.
+pub(crate) struct MaildirStore(pub(crate) Arc<Maildir>);
+
+impl DefaultSink for MaildirStore {
+    async fn run(&mut self, ctx: &Context) -> Outcome {
+        let Some(index) = ctx.recipient else {
+            return Outcome::next();
+        };
+        let driver = self.0.clone();
+        let msg = ctx.message.clone();
+        let result = tokio::task::spawn_blocking(move || driver.deliver(&msg, index)).await;
+        match result {
+            Ok(Ok(Delivered::New(path) | Delivered::AlreadyThere(path))) => {
+                debug!(path = %path.display(), "stored");
+                Outcome::next()
+            }
+            Ok(Err(e @ MaildirError::BadName(_))) => {
+                Outcome::next().with_verdict(Verdict::Reject(Some(format!("550 5.1.3 {e}"))))
+            }
+            Ok(Err(e)) => {
+                Outcome::next().with_verdict(Verdict::TempFail(Some(format!("451 4.3.0 {e}"))))
+            }
+            Err(join) => Outcome::next().with_verdict(Verdict::TempFail(Some(format!(
+                "451 4.3.0 store driver failed: {join}"
+            )))),
+        }
+    }
+}

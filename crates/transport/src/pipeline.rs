@@ -1,0 +1,202 @@
+//! One pass of a message through the transport: the message events, the per-recipient events,
+//! delivery, and what the queue is told at the end.
+
+use std::sync::Arc;
+
+use postern_mailmsg::{Fate, MailMsg, RecipientStatus};
+use postern_queue::QueueState;
+use postern_sink_api::{Context, Event};
+use postern_sink_host::{DefaultSink, Dispatched, NoDefault, Snapshot, TransportVerdict};
+use tracing::{info, warn};
+
+use crate::Transport;
+use crate::defaults::{Categorizer, LOCAL, MaildirStore, Router};
+
+/// How a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pass {
+    /// Every recipient is final; the message left the queue.
+    Done,
+    /// Some recipients are to be tried again at this time (Unix ms).
+    Deferred(u64),
+    /// The message is held (a sink set its fate to hold).
+    Held,
+}
+
+/// Why the message stopped early.
+enum Stop {
+    Fate(Fate),
+    Defer(String),
+}
+
+impl Transport {
+    /// Runs the whole pipeline for a message that is durable in the queue.
+    pub async fn pass(&self, msg: MailMsg) -> Pass {
+        let snapshot = self.host.snapshot();
+        let id = msg.id.map(|i| i.to_string()).unwrap_or_default();
+        let mut ctx = Context::new(Event::Submission, self.host.server_props.clone());
+        ctx.message = Arc::new(msg);
+        let stop = self.stages(&snapshot, &mut ctx).await;
+        let mut msg = Arc::unwrap_or_clone(ctx.message);
+        let pass = match stop {
+            Some(Stop::Fate(fate)) => self.settle_fate(&mut msg, fate).await,
+            Some(Stop::Defer(reason)) => {
+                for r in msg.recipients.iter_mut().filter(|r| !r.status.is_final()) {
+                    r.status = RecipientStatus::Deferred {
+                        reason: reason.clone(),
+                    };
+                }
+                self.finish(&snapshot, &mut msg).await
+            }
+            None => self.finish(&snapshot, &mut msg).await,
+        };
+        info!(queue_id = %id, outcome = ?pass, "transport pass done");
+        pass
+    }
+
+    async fn stages(&self, snapshot: &Snapshot, ctx: &mut Context) -> Option<Stop> {
+        let config = &*self.config;
+        let mut persisted = true;
+        for event in [Event::Submission, Event::PreCategorize] {
+            ctx.event = event;
+            let d = snapshot.dispatch(ctx, &mut NoDefault).await;
+            if !self.verdict(ctx, &d, None) {
+                return None;
+            }
+            if let Some(stop) = check_fate(ctx) {
+                return Some(stop);
+            }
+            persisted &= !d.sink_changes;
+        }
+        ctx.event = Event::Categorize;
+        let d = self
+            .per_recipient(snapshot, ctx, &mut Categorizer(config))
+            .await;
+        persisted &= !d;
+        if let Some(stop) = check_fate(ctx) {
+            return Some(stop);
+        }
+        ctx.event = Event::PostCategorize;
+        let d = snapshot.dispatch(ctx, &mut NoDefault).await;
+        if !self.verdict(ctx, &d, None) {
+            return None;
+        }
+        persisted &= !d.sink_changes;
+        if let Some(stop) = check_fate(ctx) {
+            return Some(stop);
+        }
+        ctx.event = Event::Route;
+        persisted &= !self.per_recipient(snapshot, ctx, &mut Router(config)).await;
+        if let Some(stop) = check_fate(ctx) {
+            return Some(stop);
+        }
+        if !persisted {
+            // What sinks changed is written before delivery starts, so a crash does not lose it.
+            if let Err(e) = self.spool.update(&ctx.message, QueueState::Queued).await {
+                return Some(Stop::Defer(format!("451 4.3.0 queue write failed: {e}")));
+            }
+        }
+        ctx.event = Event::Store;
+        let mut store = MaildirStore(self.maildir.clone());
+        for i in 0..ctx.message.recipients.len() {
+            let r = &ctx.message.recipients[i];
+            let local = r.next_hop.as_deref().is_some_and(|h| h.starts_with(LOCAL));
+            if r.status.is_final() || !local {
+                continue;
+            }
+            ctx.recipient = Some(i);
+            let d = snapshot.dispatch(ctx, &mut store).await;
+            let status = match &d.transport {
+                TransportVerdict::Continue => RecipientStatus::Delivered,
+                TransportVerdict::Defer(reason) => RecipientStatus::Deferred {
+                    reason: reason.clone(),
+                },
+                TransportVerdict::Fail(reason) => RecipientStatus::Failed {
+                    reason: reason.clone(),
+                },
+            };
+            let msg = Arc::make_mut(&mut ctx.message);
+            if let Some(r) = msg.recipients.get_mut(i)
+                && !r.status.is_final()
+            {
+                r.status = status;
+            }
+        }
+        ctx.recipient = None;
+        // Remote next hops wait for the outbound SMTP client.
+        let msg = Arc::make_mut(&mut ctx.message);
+        for r in msg.recipients.iter_mut().filter(|r| !r.status.is_final()) {
+            let remote = r.next_hop.as_deref().is_some_and(|h| !h.starts_with(LOCAL));
+            if remote {
+                r.status = RecipientStatus::Deferred {
+                    reason: "remote delivery is not available in this build".into(),
+                };
+            }
+        }
+        None
+    }
+
+    /// Raises a per-recipient event for every recipient still pending; returns whether any
+    /// bound sink made a change.
+    async fn per_recipient<D: DefaultSink>(
+        &self,
+        snapshot: &Snapshot,
+        ctx: &mut Context,
+        default: &mut D,
+    ) -> bool {
+        let mut changed = false;
+        let mut i = 0;
+        while i < ctx.message.recipients.len() {
+            if ctx.message.recipients[i].status.is_final() {
+                i += 1;
+                continue;
+            }
+            ctx.recipient = Some(i);
+            let d = snapshot.dispatch(ctx, default).await;
+            changed |= d.sink_changes;
+            self.verdict(ctx, &d, Some(i));
+            i += 1;
+        }
+        ctx.recipient = None;
+        changed
+    }
+
+    /// Applies a transport verdict to the message (or to one recipient); returns whether the
+    /// pipeline goes on. A deferral of the whole message stops it: every pending recipient is
+    /// then marked deferred and the pass ends with a retry.
+    fn verdict(&self, ctx: &mut Context, d: &Dispatched, recipient: Option<usize>) -> bool {
+        match &d.transport {
+            TransportVerdict::Continue => true,
+            TransportVerdict::Fail(reason) => {
+                let msg = Arc::make_mut(&mut ctx.message);
+                for (i, r) in msg.recipients.iter_mut().enumerate() {
+                    if recipient.is_none_or(|only| only == i) && !r.status.is_final() {
+                        r.status = RecipientStatus::Failed {
+                            reason: reason.clone(),
+                        };
+                    }
+                }
+                true
+            }
+            TransportVerdict::Defer(reason) => {
+                warn!(event = %ctx.event, "message deferred by a sink: {reason}");
+                let msg = Arc::make_mut(&mut ctx.message);
+                for (i, r) in msg.recipients.iter_mut().enumerate() {
+                    if recipient.is_none_or(|only| only == i) && !r.status.is_final() {
+                        r.status = RecipientStatus::Deferred {
+                            reason: reason.clone(),
+                        };
+                    }
+                }
+                recipient.is_some()
+            }
+        }
+    }
+}
+
+fn check_fate(ctx: &Context) -> Option<Stop> {
+    match ctx.message.fate {
+        Fate::Normal => None,
+        fate => Some(Stop::Fate(fate)),
+    }
+}
