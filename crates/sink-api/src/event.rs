@@ -153,9 +153,12 @@ impl Event {
     /// Protocol or transport.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::SessionStart | Self::Inbound(_) | Self::EndOfData | Self::SessionEnd => {
-                EventKind::Protocol
-            }
+            // max-size is raised by the session and decided by a reply.
+            Self::SessionStart
+            | Self::Inbound(_)
+            | Self::EndOfData
+            | Self::SessionEnd
+            | Self::MaxSize => EventKind::Protocol,
             _ => EventKind::Transport,
         }
     }

@@ -45,7 +45,7 @@ where
         reply: Reply,
         accepted: bool,
     ) -> Flow {
-        let limit = self.st.server.config.limits.max_message_size;
+        let limit = self.st.size_limit();
         let deadline = data_deadline(&self.st);
         if size > 4096 {
             self.input.for_data();
@@ -84,8 +84,8 @@ where
         };
         if chunks.seen > limit {
             log_refused(&self.st, "over the size limit");
-            self.st.reset();
-            return self.error_reply(reply::too_big(limit)).await;
+            let reply = self.oversize(limit).await;
+            return self.error_reply(reply).await;
         }
         if !last {
             self.st.chunks = Some(chunks);

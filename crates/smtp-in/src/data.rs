@@ -55,7 +55,7 @@ where
         if let Err(e) = self.flush().await {
             return Flow::Close(crate::End::Io(e.to_string()));
         }
-        let limit = self.st.server.config.limits.max_message_size;
+        let limit = self.st.size_limit();
         let mut decoder = Decoder::new(usize::try_from(limit).unwrap_or(usize::MAX));
         let mut content = Vec::with_capacity(8 * 1024);
         let deadline = data_deadline(&self.st);
@@ -75,8 +75,8 @@ where
         self.input.for_commands();
         if decoder.oversize() {
             log_refused(&self.st, "over the size limit");
-            self.st.reset();
-            return self.error_reply(reply::too_big(limit)).await;
+            let reply = self.oversize(limit).await;
+            return self.error_reply(reply).await;
         }
         if let Some(flaw) = decoder.flaw {
             log_refused(&self.st, flaw.describe());
@@ -84,6 +84,22 @@ where
             return self.error_reply(reply::bad_content(flaw.describe())).await;
         }
         self.end_of_data(id, content).await
+    }
+
+    /// Raises `max-size` for a message found over the limit while it arrived. The content past
+    /// the limit was not kept, so the message is refused whatever the sinks say; they see the
+    /// event (to log it, or to word the refusal).
+    pub(crate) async fn oversize(&mut self, limit: u64) -> Reply {
+        let mut ctx = self.st.context(Event::MaxSize, None);
+        let d = self
+            .st
+            .snapshot
+            .dispatch(&mut ctx, &mut crate::defaults::Refuse(limit))
+            .await;
+        self.st.reset();
+        d.reply
+            .filter(|r| !r.is_positive())
+            .unwrap_or_else(|| reply::too_big(limit))
     }
 
     /// Raises end-of-data for a complete message and queues it.

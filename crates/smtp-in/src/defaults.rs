@@ -3,7 +3,7 @@
 //! send and *stages* its change, which the session applies only if the final reply is positive.
 
 use postern_mailmsg::{QueueId, Recipient, Sender};
-use postern_sink_api::{Change, Context, Outcome, Reply};
+use postern_sink_api::{Change, Context, Event, Outcome, Reply};
 use postern_sink_host::DefaultSink;
 
 use crate::session::State;
@@ -18,7 +18,10 @@ pub(crate) enum Staged {
         name: String,
         esmtp: bool,
     },
-    Mail(Sender),
+    /// MAIL accepted; with a size limit for this transaction when a max-size sink lifted it.
+    Mail(Sender, Option<u64>),
+    /// MAIL declared a size over the limit; the max-size event has not decided yet.
+    Oversize(Sender),
     Rcpt(Recipient),
     /// DATA accepted: the message will have this id.
     Data(QueueId),
@@ -36,7 +39,10 @@ pub(crate) struct Defaults<'a> {
 
 impl DefaultSink for Defaults<'_> {
     async fn run(&mut self, ctx: &Context) -> Outcome {
-        let (reply, staged) = self.decide(ctx);
+        let (mut reply, mut staged) = self.decide(ctx);
+        if let Staged::Oversize(sender) = staged {
+            (reply, staged) = max_size(self.st, sender).await;
+        }
         *self.staged = staged;
         Outcome::changes(vec![Change::SetReply(reply)])
     }
@@ -63,6 +69,39 @@ impl Defaults<'_> {
             "EXPN" | "STARTTLS" | "AUTH" => minor::not_implemented(),
             _ => minor::unknown(),
         }
+    }
+}
+
+/// Raises `max-size` for a MAIL whose SIZE is over the limit. The default sink refuses with
+/// 552 5.3.4; a positive final reply lifts the limit to the declared size for this transaction.
+async fn max_size(st: &State, sender: Sender) -> (Reply, Staged) {
+    let declared = sender.params.size.unwrap_or(0);
+    let mut ctx = st.context(Event::MaxSize, None);
+    let mut msg = (*st.msg).clone();
+    msg.sender = Some(sender);
+    ctx.message = std::sync::Arc::new(msg);
+    let limit = st.server.config.limits.max_message_size;
+    let d = st.snapshot.dispatch(&mut ctx, &mut Refuse(limit)).await;
+    let reply = d.reply.unwrap_or_else(|| crate::reply::too_big(limit));
+    let sender = std::sync::Arc::unwrap_or_clone(ctx.message)
+        .sender
+        .unwrap_or_default();
+    if reply.is_positive() {
+        (
+            crate::reply::sender_ok(),
+            Staged::Mail(sender, Some(declared)),
+        )
+    } else {
+        (reply, Staged::Nothing)
+    }
+}
+
+/// The default sink of `max-size`: refuse.
+pub(crate) struct Refuse(pub(crate) u64);
+
+impl DefaultSink for Refuse {
+    async fn run(&mut self, _ctx: &Context) -> Outcome {
+        Outcome::changes(vec![Change::SetReply(crate::reply::too_big(self.0))])
     }
 }
 

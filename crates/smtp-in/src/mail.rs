@@ -69,10 +69,6 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
     if !smtputf8 && !from.address.is_ascii() {
         return (reply::needs_smtputf8(), Staged::Nothing);
     }
-    let limit = st.server.config.limits.max_message_size;
-    if from.size as u64 > limit {
-        return (reply::too_big(limit), Staged::Nothing);
-    }
     let body = if from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0 {
         Body::EightBitMime
     } else {
@@ -95,5 +91,10 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
             envid: from.env_id,
         },
     };
-    (reply::sender_ok(), Staged::Mail(sender))
+    let limit = st.server.config.limits.max_message_size;
+    if from.size as u64 > limit {
+        // Over the limit: the max-size event decides (its default sink refuses).
+        return (reply::too_big(limit), Staged::Oversize(sender));
+    }
+    (reply::sender_ok(), Staged::Mail(sender, None))
 }

@@ -69,6 +69,8 @@ pub(crate) struct State {
     /// BDAT chunks received so far in this transaction.
     pub(crate) chunks: Option<Chunks>,
     pub(crate) errors: u32,
+    /// The transaction's size limit when a max-size sink lifted the configured one.
+    pub(crate) size_limit: Option<u64>,
 }
 
 /// A BDAT transfer in progress.
@@ -113,6 +115,7 @@ where
             msg: Arc::new(MailMsg::default()),
             chunks: None,
             errors: 0,
+            size_limit: None,
         },
     };
     let end = session.serve().await;
@@ -362,7 +365,11 @@ impl State {
                 info.esmtp = esmtp;
                 self.reset();
             }
-            Staged::Mail(sender) => Arc::make_mut(&mut self.msg).sender = Some(sender),
+            Staged::Mail(sender, limit) => {
+                Arc::make_mut(&mut self.msg).sender = Some(sender);
+                self.size_limit = limit;
+            }
+            Staged::Oversize(_) => {}
             Staged::Rcpt(recipient) => {
                 Arc::make_mut(&mut self.msg).add_recipient(recipient);
             }
@@ -374,6 +381,14 @@ impl State {
     pub(crate) fn reset(&mut self) {
         self.msg = Arc::new(MailMsg::default());
         self.chunks = None;
+        self.size_limit = None;
+    }
+
+    /// The size limit of the current transaction: the configured one, unless a max-size sink
+    /// lifted it for a declared size.
+    pub(crate) fn size_limit(&self) -> u64 {
+        self.size_limit
+            .unwrap_or(self.server.config.limits.max_message_size)
     }
 
     /// Milliseconds since the Unix epoch.

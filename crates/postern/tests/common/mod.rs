@@ -82,6 +82,11 @@ impl Postern {
         }
     }
 
+    /// The embedded default in an existing folder (bindings registered there beforehand).
+    pub fn start_with_dir(dir: &Path) -> Self {
+        Self::start_in(dir, None)
+    }
+
     /// A new raw client, greeting read.
     pub fn client(&self) -> Client {
         let mut c = Client::connect(self.addr);
@@ -261,4 +266,34 @@ impl Client {
         self.send_raw(b"\r\n.\r\n");
         self.read_reply()
     }
+}
+
+/// Runs `postern binding ARGS --data-dir DIR/data`; returns (exit code, stdout, stderr).
+pub fn binding(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_postern"))
+        .arg("binding")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .expect("run postern binding");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `postern binding add …`, which must succeed; returns the new id.
+pub fn bind(dir: &Path, args: &[&str]) -> String {
+    let mut full = vec!["add"];
+    full.extend_from_slice(args);
+    let (code, out, err) = binding(dir, &full);
+    assert_eq!(code, 0, "binding add {args:?}: {err}");
+    out.trim().to_owned()
+}
+
+/// A fresh data folder for bindings registered before the server starts.
+pub fn workdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
 }
