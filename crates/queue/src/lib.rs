@@ -6,7 +6,9 @@
 //! - `spool`: [`Spool`], the API: `open` (recovery), `store`, `update`, `set_state`,
 //!   `complete`, `load`, `list`, `stats`, `close`.
 //! - `writer`: the group-commit writer thread: batches, one write and one sync per batch,
-//!   segment rotation, recovery from a failed write, deletion of spent segments.
+//!   then housekeeping: rotation, deletion of spent segments, relocation.
+//! - `active`: the segment being appended to, and how the writer carries on after a failed
+//!   write or sync.
 //! - `record`: framing of one record: magic, kind, version, length, batch offset, CRC-32.
 //! - `payload`: the payload of each record kind, and the effect a record has on the index.
 //! - `wire`: the versioned serde structs (`MessageV1`, `UpdateV1`, `DoneV1`) and their
@@ -40,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+mod active;
 mod envelope;
 mod error;
 mod index;

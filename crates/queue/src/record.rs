@@ -131,7 +131,7 @@ impl Frame {
         &self.content
     }
 
-    /// The whole record as one buffer (tests and the relocation path).
+    /// The whole record as one buffer.
     #[cfg(test)]
     pub(crate) fn to_bytes(&self, batch_offset: u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len() as usize);
@@ -234,6 +234,15 @@ mod tests {
     #[test]
     fn a_framed_record_checks_out_with_its_fields() {
         let bytes = frame().to_bytes(40);
+        // The layout the module doc promises, octet by octet.
+        assert_eq!(&bytes[0..4], b"PSPL");
+        assert_eq!((bytes[4], bytes[5], &bytes[6..8]), (1, 1, &[0u8, 0][..]));
+        let payload_len = bytes.len() - HEADER_LEN;
+        assert_eq!(bytes[8..12], (payload_len as u32).to_le_bytes());
+        assert_eq!(bytes[12..16], 40u32.to_le_bytes());
+        let mut covered = bytes[4..16].to_vec();
+        covered.extend_from_slice(&bytes[HEADER_LEN..]);
+        assert_eq!(bytes[16..20], crc32fast::hash(&covered).to_le_bytes());
         let valid = check(&bytes).unwrap();
         assert_eq!(Kind::from_code(valid.kind), Some(Kind::Message));
         assert_eq!(valid.version, 1);

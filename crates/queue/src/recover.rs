@@ -1,8 +1,8 @@
 //! Recovery: reads every segment in order, rebuilds the index, and decides what damage means.
 //!
-//! The writer syncs a batch before it writes the next one and before it begins a new segment,
-//! so after a crash only the last batch of the last segment can be incomplete, and no record of
-//! that batch was acknowledged. Damage there — a record cut short, zeros where a record should
+//! The writer syncs a batch before it writes the next one, and cleans up a failed batch before
+//! it begins a new segment, so after a crash only the last batch of the newest segment with
+//! records can be incomplete, and no record of that batch was acknowledged. Damage there — a record cut short, zeros where a record should
 //! be, a CRC mismatch — is a torn write: the segment is cut back to the last good record. Damage
 //! anywhere else was acknowledged mail going bad, and recovery stops with an error that names
 //! the segment and offset rather than drop it.

@@ -64,6 +64,7 @@ impl Shared {
 
     /// `fdatasync` of a segment: the records and the file's new length reach the disk.
     pub(crate) fn sync_data(&self, file: &File) -> io::Result<()> {
+        Counters::add(&self.counters.syncs, 1);
         #[cfg(test)]
         {
             use std::sync::atomic::Ordering;
@@ -80,6 +81,10 @@ impl Shared {
 }
 
 /// The durable spool. Cheap to clone; every clone talks to the same writer.
+///
+/// Call [`Spool::close`] to stop it. Dropping every handle also stops the writer, but nothing
+/// waits for it, so the lock may still be held for a moment: open the directory again only
+/// after `close`.
 #[derive(Debug, Clone)]
 pub struct Spool {
     inner: Arc<Inner>,
@@ -190,6 +195,20 @@ impl Spool {
                 }
             }
         }
+    }
+
+    /// Waits until the writer has finished everything asked of it before, including the
+    /// housekeeping it does after answering (beginning a new segment, deleting spent ones,
+    /// rewriting old messages forward). For tests and administrative tools; a session never
+    /// needs it, since `store` is durable on return.
+    pub async fn settle(&self) -> Result<(), QueueError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .requests
+            .send(Request::Settle(reply))
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        answer.await.map_err(|_| QueueError::Closed)
     }
 
     /// Every live message, oldest id first.
@@ -304,4 +323,96 @@ fn open_blocking(dir: &Path, options: &SpoolOptions) -> Result<(Spool, Recovered
             truncated_tail,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postern_mailmsg::{QueueIdGenerator, Recipient};
+    use std::sync::atomic::Ordering;
+
+    fn message(id: QueueId) -> MailMsg {
+        MailMsg {
+            id: Some(id),
+            recipients: vec![Recipient::new("r@example.com")],
+            content: Content::new(format!("Subject: {id}\r\n\r\nbody\r\n")),
+            ..MailMsg::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_fails_its_batch_and_the_writer_goes_on_in_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = QueueIdGenerator::new(1);
+        let (a, b, c) = (ids.next_id(), ids.next_id(), ids.next_id());
+        let (spool, _) = Spool::open(dir.path(), SpoolOptions::default())
+            .await
+            .unwrap();
+        spool.store(&message(a)).await.unwrap();
+        let first = dir.path().join("segments").join(segment::file_name(1));
+        let good_len = std::fs::metadata(&first).unwrap().len();
+
+        spool.inner.shared.failing_syncs.store(1, Ordering::SeqCst);
+        let err = spool.store(&message(b)).await.unwrap_err();
+        assert!(
+            matches!(&err, QueueError::Io { path, .. } if *path == first),
+            "{err}"
+        );
+        assert!(err.is_temporary());
+        assert!(spool.get(b).is_none());
+
+        spool.store(&message(c)).await.unwrap();
+        assert_eq!(std::fs::metadata(&first).unwrap().len(), good_len);
+        let stats = spool.stats();
+        assert_eq!(
+            (stats.failed_batches, stats.batches, stats.segments),
+            (1, 2, 2)
+        );
+        spool.close().await.unwrap();
+
+        let (spool, recovered) = Spool::open(dir.path(), SpoolOptions::default())
+            .await
+            .unwrap();
+        let live: Vec<_> = recovered.live.iter().map(|m| m.id).collect();
+        assert_eq!(live, vec![a, c]);
+        spool.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_failures_exactly_the_acknowledged_messages_are_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = QueueIdGenerator::new(1);
+        let (spool, _) = Spool::open(dir.path(), SpoolOptions::default())
+            .await
+            .unwrap();
+        let mut acknowledged = Vec::new();
+        for _ in 0..4 {
+            // Fail the next sync, whichever batch of this burst it belongs to.
+            spool.inner.shared.failing_syncs.store(1, Ordering::SeqCst);
+            let mut burst = Vec::new();
+            for _ in 0..25 {
+                let spool = spool.clone();
+                let msg = message(ids.next_id());
+                burst.push(tokio::spawn(async move {
+                    (msg.id, spool.store(&msg).await.is_ok())
+                }));
+            }
+            for task in burst {
+                if let (Some(id), true) = task.await.unwrap() {
+                    acknowledged.push(id);
+                }
+            }
+        }
+        acknowledged.sort();
+        assert!(acknowledged.len() < 100, "some stores failed");
+        assert_eq!(spool.stats().failed_batches, 4);
+        spool.close().await.unwrap();
+
+        let (spool, recovered) = Spool::open(dir.path(), SpoolOptions::default())
+            .await
+            .unwrap();
+        let live: Vec<_> = recovered.live.iter().map(|m| m.id).collect();
+        assert_eq!(live, acknowledged);
+        spool.close().await.unwrap();
+    }
 }

@@ -2,13 +2,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A snapshot of the spool's counters. `syncs` counts the data syncs of record batches (the ones
-/// an SMTP session waits for); directory syncs for new and deleted segments are not in it.
+/// A snapshot of the spool's counters. `syncs` counts the `fdatasync` calls on segments, one per
+/// batch written (the syncs an SMTP session waits for); directory syncs for new and deleted
+/// segments are not in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SpoolStats {
     /// Records written and synced since the spool was opened.
     pub records: u64,
-    /// Data syncs of batches, failed ones included.
+    /// `fdatasync` calls on segments, failed ones included.
     pub syncs: u64,
     /// Batches written successfully.
     pub batches: u64,

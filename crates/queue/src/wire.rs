@@ -49,7 +49,7 @@ pub(crate) struct DoneV1 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum StateV1 {
     Queued,
     Deferred { until_ms: u64 },
@@ -112,7 +112,7 @@ pub(crate) struct NotifyV1 {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum StatusV1 {
     Pending,
     Delivered,
@@ -423,12 +423,12 @@ mod tests {
     fn the_json_names_are_the_format() {
         // A rename in postern-mailmsg must not show up here; this pins the V1 spelling.
         let state = serde_json::to_string(&StateV1::Deferred { until_ms: 5 }).unwrap();
-        assert_eq!(state, r#"{"state":"deferred","until_ms":5}"#);
+        assert_eq!(state, r#"{"kind":"deferred","until_ms":5}"#);
         let status = serde_json::to_string(&StatusV1::Failed {
             reason: "550".into(),
         })
         .unwrap();
-        assert_eq!(status, r#"{"status":"failed","reason":"550"}"#);
+        assert_eq!(status, r#"{"kind":"failed","reason":"550"}"#);
         assert_eq!(
             serde_json::to_string(&BodyV1::EightBitMime).unwrap(),
             r#""8bitmime""#
@@ -438,5 +438,59 @@ mod tests {
         assert!(matches!(values["a"], ValueV1::Bool(true)));
         assert!(matches!(values["b"], ValueV1::Int(7)));
         assert!(matches!(&values["c"], ValueV1::Text(s) if s == "x"));
+    }
+
+    /// An Update record's JSON as version 1 wrote it. If this stops reading, spools on disk
+    /// stop reading: make a V2 instead of changing V1.
+    const UPDATE_V1: &str = r#"{
+      "id": "00000001000000000000000000",
+      "state": {"kind": "deferred", "until_ms": 1700000060000},
+      "envelope": {
+        "sender": {"address": "alice@example.org", "size": 4096, "body": "8bitmime",
+                   "smtputf8": false, "ret": "hdrs", "envid": "env-1"},
+        "recipients": [{
+          "address": "joe@example.com", "original": "Joe@example.com",
+          "notify": {"success": false, "failure": true, "delay": false, "never": false},
+          "orcpt": null,
+          "status": {"kind": "deferred", "reason": "451 4.7.1 greylisted"},
+          "next_hop": "smtp:mx.example.com",
+          "properties": {"mailbox": "joe"}
+        }],
+        "info": {"arrival_ms": 1700000000123, "size": 1234, "remote_ip": "192.0.2.7",
+                 "remote_port": 52525, "helo": "client.example.org", "auth_user": null,
+                 "tls": "TLSv1.3", "received_by": "mx.example.net", "protocol": "ESMTPS",
+                 "session_id": 77},
+        "properties": {"spam.score": 3},
+        "fate": "quarantine"
+      }
+    }"#;
+
+    #[test]
+    fn a_version_1_update_still_reads() {
+        let wire: UpdateV1 = serde_json::from_str(UPDATE_V1).unwrap();
+        assert_eq!(
+            QueueState::from(wire.state),
+            QueueState::Deferred {
+                until_ms: 1_700_000_060_000
+            }
+        );
+        let envelope = Envelope::from(wire.envelope);
+        let sender = envelope.sender.unwrap();
+        assert_eq!(sender.params.body, Body::EightBitMime);
+        assert_eq!(sender.params.ret, Some(DsnRet::Headers));
+        let rcpt = &envelope.recipients[0];
+        assert_eq!(rcpt.original, "Joe@example.com");
+        assert!(rcpt.params.notify.failure && !rcpt.params.notify.success);
+        assert_eq!(
+            rcpt.status,
+            RecipientStatus::Deferred {
+                reason: "451 4.7.1 greylisted".into()
+            }
+        );
+        assert_eq!(rcpt.properties.get_str("mailbox"), Some("joe"));
+        assert_eq!(envelope.info.remote_ip, Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(envelope.info.session_id, 77);
+        assert_eq!(envelope.properties.get("spam.score"), Some(&Value::Int(3)));
+        assert_eq!(envelope.fate, Fate::Quarantine);
     }
 }

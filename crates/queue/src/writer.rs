@@ -2,24 +2,21 @@
 //! channel and wait on a oneshot; the writer takes every request that is waiting (a batch),
 //! writes them with one vectored write, syncs once, updates the index, and only then answers
 //! them all. So the cost of a sync is shared by every session that arrived while the previous
-//! one ran, and an answer of success always follows the sync of its record.
+//! one ran, and an answer of success always follows the sync of its record. A failed write or
+//! sync fails every request of its batch (see `active` for what happens to the segment).
 //!
-//! A failed write or sync fails every request of its batch. The bytes past the last synced
-//! batch are then cut off, and the writer goes on in a fresh segment (a file whose sync failed
-//! cannot be trusted to sync again). It never begins a new segment while the old one may end in
-//! unacknowledged bytes: that keeps "only the newest segment with records can end in a torn
-//! write" true, which recovery relies on.
+//! After answering, the writer does its housekeeping before it takes the next batch: a new
+//! segment when the active one is full, deletion of spent segments, relocation.
 
 use std::fs::File;
-use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
 use postern_mailmsg::QueueId;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::active::ActiveSegment;
 use crate::envelope::Envelope;
 use crate::error::QueueError;
-use crate::index::Location;
 use crate::payload::{self, Effect};
 use crate::record::{Frame, MAX_PAYLOAD};
 use crate::relocate;
@@ -43,8 +40,25 @@ pub(crate) enum Request {
         state: QueueState,
         reply: Reply,
     },
+    /// Answer once everything sent before is written and the housekeeping after it (rotation,
+    /// deletion, relocation) is done.
+    Settle(oneshot::Sender<()>),
     /// Finish what came before, then stop.
     Close(oneshot::Sender<()>),
+}
+
+/// What the writer took from the channel in one go.
+#[derive(Debug, Default)]
+struct Batch {
+    appends: Vec<Append>,
+    settles: Vec<oneshot::Sender<()>>,
+    close: Option<oneshot::Sender<()>>,
+}
+
+fn answer_all(waiters: Vec<oneshot::Sender<()>>) {
+    for waiter in waiters {
+        let _ = waiter.send(());
+    }
 }
 
 /// A record and what to do once it is on disk.
@@ -56,36 +70,14 @@ pub(crate) struct Append {
     pub(crate) reply: Option<Reply>,
 }
 
-/// The segment the writer appends to.
-#[derive(Debug)]
-enum Segment {
-    Active {
-        number: u64,
-        file: File,
-        len: u64,
-    },
-    /// A batch failed in this segment: octets past `good_len` were never acknowledged and must
-    /// be cut off before another segment is begun.
-    Dirty {
-        number: u64,
-        file: File,
-        good_len: u64,
-    },
-    /// Beginning a segment failed; the next batch tries again.
-    Missing,
-}
-
 /// The writer thread's state.
 #[derive(Debug)]
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    segment_size: u64,
     max_batch_bytes: u64,
     relocate_after: u64,
     requests: mpsc::Receiver<Request>,
-    segment: Segment,
-    /// The number the next segment gets; never reused, even when beginning one failed.
-    next_number: u64,
+    segment: ActiveSegment,
     /// A request taken from the channel that did not fit the last batch.
     carry: Option<Request>,
     /// Relocation failed for this segment; not tried again until the oldest pinned one changes.
@@ -103,17 +95,11 @@ impl Writer {
     ) -> Self {
         Self {
             shared,
-            segment_size: options.segment_size,
             // The batch offset in a record header is 32 bits.
             max_batch_bytes: options.max_batch_bytes.clamp(1, MAX_PAYLOAD),
             relocate_after: options.relocate_after_segments,
             requests,
-            segment: Segment::Active {
-                number,
-                file,
-                len: 0,
-            },
-            next_number: number + 1,
+            segment: ActiveSegment::new(number, file, options.segment_size),
             carry: None,
             relocation_failed: None,
         }
@@ -121,34 +107,46 @@ impl Writer {
 
     /// Serves requests until `Close` or until every sender is gone.
     pub(crate) fn run(mut self) {
-        while let Some((batch, close)) = self.next_batch() {
-            self.commit(batch);
-            self.rotate_if_full();
+        while let Some(batch) = self.next_batch() {
+            self.commit(batch.appends);
+            self.segment.rotate_if_full(&self.shared);
             self.collect_garbage();
-            if let Some(close) = close {
+            if let Some(close) = batch.close {
                 self.refuse_the_rest();
-                self.cut_failed_batch();
+                self.segment.cut_failed_batch(&self.shared.segments_dir);
+                answer_all(batch.settles);
                 let _ = close.send(());
                 return;
             }
             self.relocate();
+            answer_all(batch.settles);
         }
+        // Every spool handle is gone without a close.
+        self.segment.cut_failed_batch(&self.shared.segments_dir);
     }
 
     /// Waits for a request, then takes every other one already waiting, up to the batch size.
-    fn next_batch(&mut self) -> Option<(Vec<Append>, Option<oneshot::Sender<()>>)> {
+    fn next_batch(&mut self) -> Option<Batch> {
         let mut next = match self.carry.take() {
             Some(request) => Some(request),
             None => Some(self.requests.blocking_recv()?),
         };
-        let mut batch: Vec<Append> = Vec::new();
+        let mut batch = Batch::default();
         let mut bytes = 0u64;
         while let Some(request) = next.take() {
             let append = match request {
-                Request::Close(reply) => return Some((batch, Some(reply))),
+                Request::Close(reply) => {
+                    batch.close = Some(reply);
+                    break;
+                }
+                Request::Settle(reply) => {
+                    batch.settles.push(reply);
+                    next = self.requests.try_recv().ok();
+                    continue;
+                }
                 Request::Append(append) => *append,
                 Request::SetState { id, state, reply } => {
-                    match state_update(&self.shared, &batch, id, state) {
+                    match state_update(&self.shared, &batch.appends, id, state) {
                         Ok((frame, effect)) => Append {
                             frame,
                             effect,
@@ -163,15 +161,15 @@ impl Writer {
                 }
             };
             let len = append.frame.len();
-            if !batch.is_empty() && bytes + len > self.max_batch_bytes {
+            if !batch.appends.is_empty() && bytes + len > self.max_batch_bytes {
                 self.carry = Some(Request::Append(Box::new(append)));
                 break;
             }
             bytes += len;
-            batch.push(append);
+            batch.appends.push(append);
             next = self.requests.try_recv().ok();
         }
-        Some((batch, None))
+        Some(batch)
     }
 
     /// Writes and syncs a batch, applies it to the index, and answers its callers. Returns
@@ -182,8 +180,7 @@ impl Writer {
         }
         let shared = Arc::clone(&self.shared);
         let counters = &shared.counters;
-        Counters::add(&counters.syncs, 1);
-        match self.write(&batch) {
+        match self.segment.append(&shared, &batch) {
             Ok((locations, bytes)) => {
                 Counters::add(&counters.batches, 1);
                 Counters::add(&counters.records, batch.len() as u64);
@@ -215,129 +212,6 @@ impl Writer {
         }
     }
 
-    /// Appends the batch to the active segment and syncs it. Returns where each record went and
-    /// how many octets were written.
-    fn write(&mut self, batch: &[Append]) -> Result<(Vec<Location>, u64), QueueError> {
-        self.ready()?;
-        let Segment::Active { number, file, len } = &mut self.segment else {
-            return Err(QueueError::Closed);
-        };
-        let start = *len;
-        let mut headers = Vec::with_capacity(batch.len());
-        let mut locations = Vec::with_capacity(batch.len());
-        let mut offset = 0u64;
-        for append in batch {
-            // `next_batch` keeps every offset within a batch below `max_batch_bytes` (<= u32::MAX).
-            headers.push(append.frame.header(offset as u32));
-            locations.push(Location {
-                segment: *number,
-                offset: start + offset,
-                len: append.frame.len(),
-            });
-            offset += append.frame.len();
-        }
-        let mut slices = Vec::with_capacity(batch.len() * 3);
-        for (header, append) in headers.iter().zip(batch) {
-            slices.push(IoSlice::new(header));
-            slices.push(IoSlice::new(append.frame.prefix()));
-            slices.push(IoSlice::new(append.frame.content()));
-        }
-        let result = write_all(file, &mut slices).and_then(|()| self.shared.sync_data(file));
-        match result {
-            Ok(()) => {
-                *len += offset;
-                Ok((locations, offset))
-            }
-            Err(e) => {
-                let path = segment::path(&self.shared.segments_dir, *number);
-                if let Segment::Active { number, file, .. } =
-                    std::mem::replace(&mut self.segment, Segment::Missing)
-                {
-                    self.segment = Segment::Dirty {
-                        number,
-                        file,
-                        good_len: start,
-                    };
-                }
-                Err(QueueError::io(path, e))
-            }
-        }
-    }
-
-    /// Makes sure there is an active segment, cleaning up after a failed batch first.
-    fn ready(&mut self) -> Result<(), QueueError> {
-        match std::mem::replace(&mut self.segment, Segment::Missing) {
-            active @ Segment::Active { .. } => {
-                self.segment = active;
-                return Ok(());
-            }
-            Segment::Dirty {
-                number,
-                file,
-                good_len,
-            } => {
-                let path = segment::path(&self.shared.segments_dir, number);
-                if let Err(error) = segment::truncate(&file, &path, good_len) {
-                    self.segment = Segment::Dirty {
-                        number,
-                        file,
-                        good_len,
-                    };
-                    return Err(error);
-                }
-                tracing::warn!(segment = %path.display(), len = good_len, "cut off a failed batch; going on in a new segment");
-            }
-            Segment::Missing => {}
-        }
-        self.begin_segment()
-    }
-
-    /// Creates the next segment (directory synced) and makes it the active one.
-    fn begin_segment(&mut self) -> Result<(), QueueError> {
-        let number = self.next_number;
-        self.next_number += 1;
-        let file = segment::create(&self.shared.segments_dir, number)?;
-        self.shared.index().set_active(number);
-        self.segment = Segment::Active {
-            number,
-            file,
-            len: 0,
-        };
-        Ok(())
-    }
-
-    /// On the way out, cuts off a failed batch left at the end of the segment, so a record that
-    /// was refused does not come back at the next start.
-    fn cut_failed_batch(&mut self) {
-        if let Segment::Dirty {
-            number,
-            file,
-            good_len,
-        } = &self.segment
-        {
-            let path = segment::path(&self.shared.segments_dir, *number);
-            if let Err(error) = segment::truncate(file, &path, *good_len) {
-                tracing::warn!(%error, "cannot cut off a failed batch; its records may be recovered");
-            }
-        }
-    }
-
-    /// Begins a new segment once the active one has outgrown `segment_size`. Done after the
-    /// batch is answered, so no caller waits for it; on failure the old segment stays active.
-    fn rotate_if_full(&mut self) {
-        let Segment::Active { len, .. } = &self.segment else {
-            return;
-        };
-        if *len < self.segment_size {
-            return;
-        }
-        let old = std::mem::replace(&mut self.segment, Segment::Missing);
-        if let Err(error) = self.begin_segment() {
-            tracing::warn!(%error, "cannot begin a new segment; appending to the full one");
-            self.segment = old;
-        }
-    }
-
     /// Deletes the segments no live message needs, oldest first, each deletion synced before
     /// the next (see `index` for why).
     pub(crate) fn collect_garbage(&mut self) {
@@ -356,7 +230,7 @@ impl Writer {
     /// `relocate_after` segments behind the active one, one batch at a time between batches
     /// of callers.
     fn relocate(&mut self) {
-        let Segment::Active { number: active, .. } = self.segment else {
+        let Some(active) = self.segment.number() else {
             return;
         };
         let Some(oldest) = self.shared.index().oldest_pinned() else {
@@ -379,7 +253,7 @@ impl Writer {
                         "rewrote live messages out of an old segment"
                     );
                 }
-                self.rotate_if_full();
+                self.segment.rotate_if_full(&self.shared);
                 self.collect_garbage();
             }
             Err(error) => {
@@ -406,7 +280,7 @@ impl Writer {
                 Request::SetState { reply, .. } => {
                     let _ = reply.send(Err(QueueError::Closed));
                 }
-                Request::Close(reply) => {
+                Request::Close(reply) | Request::Settle(reply) => {
                     let _ = reply.send(());
                 }
             }
@@ -435,20 +309,6 @@ fn state_update(
             .ok_or(QueueError::UnknownId(id))?,
     };
     payload::update(id, envelope, state)
-}
-
-/// Writes every slice, however the kernel splits the vectored write.
-fn write_all(file: &mut File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        match file.write_vectored(slices) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub struct CompileError {
 pub struct Snapshot {
     /// Counts loads, so logs can say which registry a session ran on.
     pub generation: u64,
-    chains: HashMap<String, Arc<[Entry]>>,
+    chains: HashMap<Event, Arc<[Entry]>>,
     /// The chain of a verb nobody bound by name: `inbound:*` bindings without a verb list.
     unknown_verb: Arc<[Entry]>,
     bound: Vec<Arc<Bound>>,
@@ -127,10 +127,10 @@ impl Snapshot {
         // (priority, registration index, entry); the default sink sorts after every binding of
         // equal priority registered before it — it has no registration index, so give it
         // usize::MAX within 16384 and let bindings at 16384 run first.
-        let mut lists: HashMap<String, Vec<(u16, usize, Entry)>> = HashMap::new();
+        let mut lists: HashMap<Event, Vec<(u16, usize, Entry)>> = HashMap::new();
         for event in standard_events() {
             lists.insert(
-                event.name().into_owned(),
+                event,
                 vec![(priority::DEFAULT_SINK, usize::MAX, Entry::Default)],
             );
         }
@@ -143,14 +143,14 @@ impl Snapshot {
                     Some(verbs) => {
                         for verb in verbs {
                             lists
-                                .entry(Event::Inbound(Some(verb)).name().into_owned())
+                                .entry(Event::Inbound(Some(verb)))
                                 .or_insert_with(unknown_defaults)
                                 .push(item());
                         }
                     }
                     None => {
-                        for (name, list) in lists.iter_mut() {
-                            if name.starts_with("inbound:") {
+                        for (event, list) in lists.iter_mut() {
+                            if matches!(event, Event::Inbound(Some(_))) {
                                 list.push(item());
                             }
                         }
@@ -158,10 +158,9 @@ impl Snapshot {
                     }
                 },
                 event => {
-                    let name = event.name().into_owned();
                     let is_inbound = matches!(event, Event::Inbound(_));
                     lists
-                        .entry(name)
+                        .entry(event.clone())
                         .or_insert_with(|| {
                             if is_inbound {
                                 unknown_defaults()
@@ -179,10 +178,9 @@ impl Snapshot {
             .filter(|(_, _, e)| matches!(e, Entry::Bound(_)))
             .cloned()
             .collect();
-        for (name, list) in lists.iter_mut() {
-            let is_custom = name
-                .strip_prefix("inbound:")
-                .is_some_and(|v| !Verb::STANDARD.contains(&v));
+        for (event, list) in lists.iter_mut() {
+            let is_custom =
+                matches!(event, Event::Inbound(Some(v)) if !Verb::STANDARD.contains(&v.as_str()));
             if is_custom {
                 for item in &any_verb {
                     if !list.iter().any(|(_, i, _)| *i == item.1) {
@@ -206,20 +204,8 @@ impl Snapshot {
 
     /// The chain for an event.
     pub fn chain(&self, event: &Event) -> &Arc<[Entry]> {
-        match event {
-            Event::Inbound(Some(verb)) => {
-                let name = event.name();
-                self.chains.get(name.as_ref()).unwrap_or_else(|| {
-                    // Only verbs nobody bound by name land here.
-                    let _ = verb;
-                    &self.unknown_verb
-                })
-            }
-            _ => self
-                .chains
-                .get(event.name().as_ref())
-                .unwrap_or(&self.unknown_verb),
-        }
+        // Verbs nobody bound by name (and that the server does not know) share one chain.
+        self.chains.get(event).unwrap_or(&self.unknown_verb)
     }
 
     /// Every enabled binding, in registration order.
@@ -241,8 +227,8 @@ impl Snapshot {
     }
 
     /// Every event that has a chain, sorted by name.
-    pub fn event_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.chains.keys().map(String::as_str).collect();
+    pub fn event_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.chains.keys().map(|e| e.name().into_owned()).collect();
         names.sort_unstable();
         names
     }
