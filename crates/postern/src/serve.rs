@@ -98,6 +98,14 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let _ = stop.send(true);
     let _ = serving.await;
     let _ = transport_task.await;
+    let stats = spool.stats();
+    info!(
+        records = stats.records,
+        syncs = stats.syncs,
+        batches = stats.batches,
+        live = stats.live,
+        "queue closing"
+    );
     spool.close().await.context("closing the queue")?;
     info!("postern stopped; the queue is kept");
     Ok(())

@@ -47,9 +47,7 @@ where
     ) -> Flow {
         let limit = self.st.size_limit();
         let deadline = data_deadline(&self.st);
-        if size > 4096 {
-            self.input.for_data();
-        }
+        self.input.for_data();
         let mut chunks = if accepted {
             Some(self.st.chunks.take().unwrap_or(Chunks {
                 content: Vec::new(),

@@ -29,6 +29,8 @@ pub(crate) struct Input {
     end: usize,
     /// A too-long line is being thrown away until its LF.
     discarding: bool,
+    /// A message is arriving: a read that fills the buffer doubles it, up to `DATA_BUFFER`.
+    data: bool,
 }
 
 impl Input {
@@ -38,6 +40,7 @@ impl Input {
             start: 0,
             end: 0,
             discarding: false,
+            data: false,
         }
     }
 
@@ -107,21 +110,26 @@ impl Input {
                 return Err(io::Error::other("input buffer full"));
             }
         }
+        let room = self.buf.len() - self.end;
         let n = stream.read(&mut self.buf[self.end..]).await?;
         self.end += n;
+        if self.data && n == room && self.buf.len() < DATA_BUFFER {
+            // The client sends faster than we read: larger reads, fewer system calls. Small
+            // messages never pay for a large (zero-filled) buffer.
+            let grown = (self.buf.len() * 2).min(DATA_BUFFER);
+            self.buf.resize(grown, 0);
+        }
         Ok(n)
     }
 
-    /// Grows the buffer for a message.
+    /// A message starts arriving.
     pub(crate) fn for_data(&mut self) {
-        if self.buf.len() < DATA_BUFFER {
-            self.normalize();
-            self.buf.resize(DATA_BUFFER, 0);
-        }
+        self.data = true;
     }
 
-    /// Shrinks the buffer back after a message, when what is pending fits.
+    /// The message has arrived: back to the command buffer when what is pending fits.
     pub(crate) fn for_commands(&mut self) {
+        self.data = false;
         if self.buf.len() > COMMAND_BUFFER && self.end - self.start <= COMMAND_BUFFER {
             self.normalize();
             self.buf.truncate(COMMAND_BUFFER);
