@@ -76,7 +76,8 @@ pub enum Event {
     Store,
     /// A message exceeds the size limit.
     MaxSize,
-    /// A message changes state (received, queued, delivered, deferred, bounced, badmail).
+    /// A message's delivery state changes: delivered, bounced (some recipients failed) or
+    /// deferred. The message the sinks see carries the state in property `track.state`.
     Track,
 }
 
@@ -89,7 +90,11 @@ impl Event {
     /// Every event name a binding may use, with the original name it also accepts.
     pub const NAMES: &'static [(&'static str, &'static str)] = &[
         ("session-start", "OnConnect"),
-        ("inbound:<VERB>", "OnInboundCommand (with a verb rule)"),
+        ("inbound:<VERB>", "one command, any verb, custom verbs too"),
+        (
+            "inbound:*",
+            "OnInboundCommand, inbound (every verb, or those of a verb rule)",
+        ),
         ("end-of-data", "OnEndOfData"),
         ("session-end", "OnDisconnect"),
         ("submission", "OnTransportSubmission, OnArrival"),

@@ -129,7 +129,7 @@ pub enum OnError {
     TempFail,
     /// As if the sink had not been bound.
     Continue,
-    /// `554 5.3.0` on protocol events; the message (or recipient) fails on transport events.
+    /// `550 5.7.1` on protocol events; the message (or recipient) fails on transport events.
     Reject,
 }
 

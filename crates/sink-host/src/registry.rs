@@ -171,6 +171,9 @@ fn from_wire(raw: BindingV1) -> Result<Binding, String> {
             priority::LOWEST
         ));
     }
+    if raw.timeout_ms == Some(0) {
+        return Err("field `timeout_ms`: must be more than zero".into());
+    }
     let on_error = match raw.on_error.as_deref() {
         None => OnError::default(),
         Some(t) => OnError::parse(t)

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use postern_sink_api::{
-    Call, Change, Context, Event, EventKind, Instance, Outcome, Sink, SinkError, SinkFactory,
-    SinkSpec,
+    Call, Change, Context, Event, Instance, Outcome, Sink, SinkError, SinkFactory, SinkSpec,
 };
 
 use crate::props;
@@ -48,7 +47,12 @@ impl SinkFactory for Factory {
     }
 
     fn fits(&self, event: &Event) -> bool {
-        event.kind() == EventKind::Transport || *event == Event::EndOfData
+        // Message-level events only: a per-recipient event would add the field once per
+        // recipient, and `track` sees a copy of the message.
+        matches!(
+            event,
+            Event::EndOfData | Event::Submission | Event::PreCategorize | Event::PostCategorize
+        )
     }
 
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
@@ -65,7 +69,7 @@ impl SinkFactory for Factory {
                 "property `value` must be one line".into(),
             ));
         }
-        let top = match props::text(p, "position")?.unwrap_or("bottom") {
+        let top = match props::text(p, "position")?.as_deref().unwrap_or("bottom") {
             "bottom" => false,
             "top" => true,
             other => {
@@ -75,8 +79,8 @@ impl SinkFactory for Factory {
             }
         };
         Ok(Instance::Async(Arc::new(AddHeader {
-            name: name.to_owned(),
-            parts: parse_template(value)?,
+            name: name.into_owned(),
+            parts: parse_template(&value)?,
             top,
             binding: spec.binding_name.clone(),
             calls: AtomicU64::new(0),

@@ -24,12 +24,13 @@ impl SinkFactory for Factory {
 
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         let keyword = props::required(&spec.properties, "keyword")?;
-        if keyword.is_empty() || !keyword.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        if keyword.trim().is_empty() || !keyword.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        {
             return Err(SinkError::Config(format!(
                 "property `keyword`: {keyword:?} is not printable ASCII"
             )));
         }
-        Ok(Instance::Async(Arc::new(Keyword(keyword.to_owned()))))
+        Ok(Instance::Async(Arc::new(Keyword(keyword.into_owned()))))
     }
 }
 

@@ -28,7 +28,7 @@ impl SinkFactory for Factory {
     }
 
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
-        let mode = match props::required(&spec.properties, "mode")? {
+        let mode = match props::required(&spec.properties, "mode")?.as_ref() {
             "error" => Mode::Error,
             "panic" => Mode::Panic,
             "hang" => Mode::Hang,

@@ -23,8 +23,7 @@ impl SinkFactory for Factory {
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         Ok(Instance::Async(Arc::new(Log {
             label: props::text(&spec.properties, "label")?
-                .unwrap_or("")
-                .to_owned(),
+                .map_or_else(String::new, |l| l.into_owned()),
             binding: spec.binding_name.clone(),
         })))
     }

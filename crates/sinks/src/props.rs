@@ -1,19 +1,22 @@
 //! Reading a binding's properties, with errors that name the property.
 
+use std::borrow::Cow;
+
 use postern_mailmsg::Properties;
 use postern_sink_api::SinkError;
 
-pub(crate) fn text<'a>(props: &'a Properties, key: &str) -> Result<Option<&'a str>, SinkError> {
-    match props.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .as_str()
-            .map(Some)
-            .ok_or_else(|| SinkError::Config(format!("property `{key}` must be text"))),
-    }
+/// A property as text; a number or boolean is taken as its text (`--prop text=404` is text).
+pub(crate) fn text<'a>(
+    props: &'a Properties,
+    key: &str,
+) -> Result<Option<Cow<'a, str>>, SinkError> {
+    Ok(props.get(key).map(|v| match v.as_str() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(v.to_string()),
+    }))
 }
 
-pub(crate) fn required<'a>(props: &'a Properties, key: &str) -> Result<&'a str, SinkError> {
+pub(crate) fn required<'a>(props: &'a Properties, key: &str) -> Result<Cow<'a, str>, SinkError> {
     text(props, key)?.ok_or_else(|| SinkError::Config(format!("property `{key}` is required")))
 }
 

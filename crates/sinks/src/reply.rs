@@ -38,7 +38,7 @@ impl SinkFactory for Factory {
             .ok_or_else(|| SinkError::Config(format!("property `code`: {code} is not 200–599")))?;
         let enhanced = match props::text(p, "enhanced")? {
             None => None,
-            Some(t) => Some(EnhancedCode::parse(t).ok_or_else(|| {
+            Some(t) => Some(EnhancedCode::parse(&t).ok_or_else(|| {
                 SinkError::Config(format!(
                     "property `enhanced`: {t:?} is not X.Y.Z with X 2, 4 or 5"
                 ))
@@ -49,7 +49,7 @@ impl SinkFactory for Factory {
                 "property `enhanced` must be of the same class as `code`".into(),
             ));
         }
-        let text = props::text(p, "text")?.unwrap_or("OK").to_owned();
+        let text = props::text(p, "text")?.map_or_else(|| "OK".to_owned(), |t| t.into_owned());
         Ok(Instance::Async(Arc::new(ReplySink {
             reply: Reply::new(code, enhanced, text),
             disconnect: props::boolean(p, "disconnect")?,

@@ -1,5 +1,5 @@
-//! `builtin:set-fate`: sets the message's fate from property `fate` (`abort`, `badmail`,
-//! `quarantine`, `hold`).
+//! `builtin:set-fate`: sets the message's fate from property `fate` (`abort` or
+//! `abort-delivery`, `badmail`, `quarantine`, `hold`, `normal`).
 
 use std::sync::Arc;
 
@@ -20,13 +20,22 @@ impl SinkFactory for Factory {
     }
 
     fn fits(&self, event: &Event) -> bool {
-        // The fate is acted on by the transport; end-of-data carries it into the queue.
-        event.kind() == postern_sink_api::EventKind::Transport || *event == Event::EndOfData
+        // The transport acts on a fate between the stages up to route; end-of-data carries it
+        // into the queue. (At `store` and `track` there is no later stage to act on it.)
+        matches!(
+            event,
+            Event::EndOfData
+                | Event::Submission
+                | Event::PreCategorize
+                | Event::Categorize
+                | Event::PostCategorize
+                | Event::Route
+        )
     }
 
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         let name = props::required(&spec.properties, "fate")?;
-        let fate = Fate::parse(name).ok_or_else(|| {
+        let fate = Fate::parse(&name).ok_or_else(|| {
             SinkError::Config(format!(
                 "property `fate`: {name:?} (abort, badmail, quarantine, hold, normal)"
             ))

@@ -78,6 +78,11 @@ where
         }
         self.input.for_commands();
         let Some(chunks) = chunks else {
+            if reply.is_positive() {
+                // A sink answered for the server; the chunk was read and not kept.
+                self.send(&reply);
+                return Flow::Next;
+            }
             return self.error_reply(reply).await;
         };
         if chunks.seen > limit {

@@ -302,7 +302,8 @@ where
 
     /// Queues a reply for sending (flushed when no more pipelined input waits).
     pub(crate) fn send(&mut self, reply: &Reply) {
-        reply.write_to(&mut self.out, true);
+        // RFC 2034 §3: enhanced codes go to clients that saw ENHANCEDSTATUSCODES in EHLO.
+        reply.write_to(&mut self.out, self.st.info.esmtp);
     }
 
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {

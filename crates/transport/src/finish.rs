@@ -126,7 +126,8 @@ impl Transport {
         }
     }
 
-    /// Raises `track` for a change of the message's state; the default sink is the log line.
+    /// Raises `track` for a change of the message's state (delivered, bounced, deferred); the
+    /// transport's own log lines record the state, so the event has no default sink.
     pub(crate) async fn track(&self, snapshot: &Snapshot, msg: &MailMsg, state: &str) {
         let mut ctx = Context::new(Event::Track, self.host.server_props.clone());
         let mut copy = msg.clone();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use postern_mailmsg::{Fate, MailMsg, RecipientStatus};
+use postern_mailmsg::{Fate, MailMsg, RecipientStatus, Value};
 use postern_queue::QueueState;
 use postern_sink_api::{Context, Event};
 use postern_sink_host::{DefaultSink, Dispatched, NoDefault, Snapshot, TransportVerdict};
@@ -11,6 +11,9 @@ use tracing::{info, warn};
 
 use crate::Transport;
 use crate::defaults::{Categorizer, LOCAL, MaildirStore, Router};
+
+/// The message property that says the message was routed (later passes only deliver).
+const ROUTED: &str = "postern.routed";
 
 /// How a pass ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,18 @@ impl Transport {
     }
 
     async fn stages(&self, snapshot: &Snapshot, ctx: &mut Context) -> Option<Stop> {
+        // A message that was routed on an earlier pass (and is retried now) goes straight to
+        // delivery: the stages before it ran once, and their sinks' changes are in the queue.
+        let routed = ctx.message.properties.get(ROUTED).and_then(Value::as_bool) == Some(true);
+        if !routed && let Some(stop) = self.resolve(snapshot, ctx).await {
+            return Some(stop);
+        }
+        self.deliver(snapshot, ctx).await;
+        None
+    }
+
+    /// Submission through route: the message events and the per-recipient resolution.
+    async fn resolve(&self, snapshot: &Snapshot, ctx: &mut Context) -> Option<Stop> {
         let config = &*self.config;
         let mut persisted = true;
         for event in [Event::Submission, Event::PreCategorize] {
@@ -90,12 +105,18 @@ impl Transport {
         if let Some(stop) = check_fate(ctx) {
             return Some(stop);
         }
+        Arc::make_mut(&mut ctx.message).properties.set(ROUTED, true);
         if !persisted {
             // What sinks changed is written before delivery starts, so a crash does not lose it.
             if let Err(e) = self.spool.update(&ctx.message, QueueState::Queued).await {
                 return Some(Stop::Defer(format!("451 4.3.0 queue write failed: {e}")));
             }
         }
+        None
+    }
+
+    /// Local recipients to the store event; remote ones wait for the outbound client.
+    async fn deliver(&self, snapshot: &Snapshot, ctx: &mut Context) {
         ctx.event = Event::Store;
         let mut store = MaildirStore(self.maildir.clone());
         for i in 0..ctx.message.recipients.len() {
@@ -133,7 +154,6 @@ impl Transport {
                 };
             }
         }
-        None
     }
 
     /// Raises a per-recipient event for every recipient still pending; returns whether any
