@@ -736,3 +736,44 @@ fn max_size_sinks_may_lift_the_limit_for_a_declared_size() {
     assert_eq!(c.read_reply().code, 250);
     server.wait_for_mail("localhost", "big", 1);
 }
+
+#[test]
+fn a_recipient_deferred_at_categorize_is_not_delivered_in_that_pass() {
+    let dir = workdir();
+    let d = dir.path();
+    bind(
+        d,
+        &[
+            "--event",
+            "categorize",
+            "--sink",
+            "builtin:fault",
+            "--rule",
+            "RCPT TO=later@localhost",
+            "--prop",
+            "mode=error",
+            "--on-error",
+            "tempfail",
+        ],
+    );
+    let server = Postern::start_with_dir(d);
+    let mut c = server.client();
+    let reply = c.send_message(
+        "a@example.org",
+        &["later@localhost", "now@localhost"],
+        "Subject: split\r\n\r\nx",
+    );
+    assert_eq!(reply.code, 250);
+    server.wait_for_mail("localhost", "now", 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        common::read_all(&server.new_mail("localhost", "later")).is_empty(),
+        "{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("state=\"deferred\"") || server.log().contains("state=deferred"),
+        "{}",
+        server.log()
+    );
+}

@@ -37,6 +37,13 @@ impl Transport {
     pub async fn pass(&self, msg: MailMsg) -> Pass {
         let snapshot = self.host.snapshot();
         let id = msg.id.map(|i| i.to_string()).unwrap_or_default();
+        let mut msg = msg;
+        // Recipients deferred on an earlier pass are tried again on this one.
+        for r in &mut msg.recipients {
+            if matches!(r.status, RecipientStatus::Deferred { .. }) {
+                r.status = RecipientStatus::Pending;
+            }
+        }
         let mut ctx = Context::new(Event::Submission, self.host.server_props.clone());
         ctx.message = Arc::new(msg);
         let stop = self.stages(&snapshot, &mut ctx).await;
@@ -105,7 +112,16 @@ impl Transport {
         if let Some(stop) = check_fate(ctx) {
             return Some(stop);
         }
-        Arc::make_mut(&mut ctx.message).properties.set(ROUTED, true);
+        // Routed means every recipient still to deliver has its next hop; one a sink deferred
+        // before the router ran is routed again on the next pass.
+        let all_hops = ctx
+            .message
+            .recipients
+            .iter()
+            .all(|r| r.status.is_final() || r.next_hop.is_some());
+        if all_hops {
+            Arc::make_mut(&mut ctx.message).properties.set(ROUTED, true);
+        }
         if !persisted {
             // What sinks changed is written before delivery starts, so a crash does not lose it.
             if let Err(e) = self.spool.update(&ctx.message, QueueState::Queued).await {
@@ -122,7 +138,9 @@ impl Transport {
         for i in 0..ctx.message.recipients.len() {
             let r = &ctx.message.recipients[i];
             let local = r.next_hop.as_deref().is_some_and(|h| h.starts_with(LOCAL));
-            if r.status.is_final() || !local {
+            // Only recipients still pending: one deferred or failed by an earlier stage of this
+            // pass waits for the next pass, or is done.
+            if r.status != RecipientStatus::Pending || !local {
                 continue;
             }
             ctx.recipient = Some(i);
@@ -146,7 +164,11 @@ impl Transport {
         ctx.recipient = None;
         // Remote next hops wait for the outbound SMTP client.
         let msg = Arc::make_mut(&mut ctx.message);
-        for r in msg.recipients.iter_mut().filter(|r| !r.status.is_final()) {
+        for r in msg
+            .recipients
+            .iter_mut()
+            .filter(|r| r.status == RecipientStatus::Pending)
+        {
             let remote = r.next_hop.as_deref().is_some_and(|h| !h.starts_with(LOCAL));
             if remote {
                 r.status = RecipientStatus::Deferred {
