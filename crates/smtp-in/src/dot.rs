@@ -260,6 +260,89 @@ mod tests {
         assert_eq!(decode(&[&fine]).2, None);
     }
 
+    /// A small deterministic generator (xorshift), so the property tests need no dependency and
+    /// fail the same way every time.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> usize {
+            (self.next() % n) as usize
+        }
+    }
+
+    #[test]
+    fn any_stuffed_message_decodes_back_whatever_the_read_boundaries() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for case in 0..2000 {
+            // Lines of bytes other than CR, LF and NUL; many start with dots.
+            let mut message = Vec::new();
+            for _ in 0..rng.below(12) {
+                let dots = if rng.below(3) == 0 {
+                    rng.below(3) + 1
+                } else {
+                    0
+                };
+                message.extend(std::iter::repeat_n(b'.', dots));
+                for _ in 0..rng.below(40) {
+                    let b = (rng.below(255) + 1) as u8;
+                    if b != b'\r' && b != b'\n' {
+                        message.push(b);
+                    }
+                }
+                message.extend_from_slice(b"\r\n");
+            }
+            let mut wire = Vec::new();
+            for line in message.split_inclusive(|&b| b == b'\n') {
+                if line.first() == Some(&b'.') {
+                    wire.push(b'.');
+                }
+                wire.extend_from_slice(line);
+            }
+            wire.extend_from_slice(b".\r\nQUIT\r\n");
+            let end = wire.len() - 6;
+            let mut d = Decoder::new(1 << 20);
+            let mut out = Vec::new();
+            let mut at = 0;
+            let mut found = None;
+            while at < wire.len() && found.is_none() {
+                let take = (rng.below(17) + 1).min(wire.len() - at);
+                if let Some(used) = d.feed(&wire[at..at + take], &mut out) {
+                    found = Some(at + used);
+                }
+                at += take;
+            }
+            assert_eq!(found, Some(end), "case {case}: end of data");
+            assert_eq!(out, message, "case {case}: content");
+            assert_eq!(d.flaw, None, "case {case}");
+        }
+    }
+
+    #[test]
+    fn no_input_ends_the_data_anywhere_but_at_crlf_dot_crlf() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let alphabet = [b'\r', b'\n', b'.', b'a', 0];
+        for _ in 0..20_000 {
+            let input: Vec<u8> = (0..rng.below(24)).map(|_| alphabet[rng.below(5)]).collect();
+            let mut d = Decoder::new(1 << 20);
+            let mut out = Vec::new();
+            if let Some(end) = d.feed(&input, &mut out) {
+                // The data may only end right after <CRLF>.<CRLF> (or .<CRLF> at the start).
+                let head = &input[..end];
+                assert!(
+                    head == b".\r\n" || head.ends_with(b"\r\n.\r\n"),
+                    "ended after {head:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn keeps_at_most_the_limit_and_counts_the_rest() {
         let mut d = Decoder::new(4);
