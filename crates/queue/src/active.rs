@@ -1,19 +1,26 @@
-//! The segment the writer appends to, and what becomes of it when a write fails.
+//! The segment the writer writes to, and what becomes of it when a write fails.
 //!
-//! A failed write or sync leaves octets that were never acknowledged at the end of the
-//! segment. They are cut off before anything else is written, and the writer goes on in a
-//! fresh segment (a file whose sync failed cannot be trusted to sync again). No new segment is
-//! begun while the old one may still end in such octets: that keeps "only the newest segment
-//! with records can end in a torn write" true, which recovery relies on.
+//! Each batch is written at the logical end of the log, which is not the end of the file when
+//! the segment began in a pre-written spare, and is followed by an End marker that the next
+//! batch overwrites: so the log always ends in an explicit, checked marker, whatever the file
+//! holds after it (see `record`).
+//!
+//! A failed write or sync leaves octets that were never acknowledged after the logical end.
+//! They are cut off (with the rest of the file) before anything else is written, and the writer
+//! goes on in a fresh segment (a file whose sync failed cannot be trusted to sync again). No new
+//! segment is begun while the old one may still hold such octets: that keeps "only the newest
+//! segment with records can end in a torn write" true, which recovery relies on.
 
 use std::fs::File;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::mem;
 use std::path::Path;
 
 use crate::error::QueueError;
 use crate::index::Location;
+use crate::record;
 use crate::segment;
+use crate::spare;
 use crate::spool::Shared;
 use crate::writer::Append;
 
@@ -23,6 +30,7 @@ enum State {
     Healthy {
         number: u64,
         file: File,
+        /// The logical end of the log: where the End marker is and the next batch goes.
         len: u64,
     },
     /// A batch failed in this segment: octets past `good_len` were never acknowledged.
@@ -47,7 +55,7 @@ pub(crate) struct ActiveSegment {
 }
 
 impl ActiveSegment {
-    /// Appending to `file`, the freshly begun, empty segment `number`.
+    /// Writing to `file`, the freshly begun segment `number`, from offset 0.
     pub(crate) fn new(number: u64, file: File, segment_size: u64) -> Self {
         Self {
             state: State::Healthy {
@@ -68,8 +76,9 @@ impl ActiveSegment {
         }
     }
 
-    /// Appends a batch with one vectored write and syncs it once. Returns where each record
-    /// went and how many octets were written. On error nothing of the batch counts as written.
+    /// Writes a batch and its End marker at the logical end with one vectored write and syncs
+    /// it once. Returns where each record went and how many octets of records were written. On
+    /// error nothing of the batch counts as written.
     pub(crate) fn append(
         &mut self,
         shared: &Shared,
@@ -85,7 +94,7 @@ impl ActiveSegment {
         let mut offset = 0u64;
         for append in batch {
             // The writer keeps every offset within a batch below `max_batch_bytes` (<= u32::MAX).
-            headers.push(append.frame.header(offset as u32));
+            headers.push(append.frame.header(*number, offset as u32));
             locations.push(Location {
                 segment: *number,
                 offset: start + offset,
@@ -93,13 +102,20 @@ impl ActiveSegment {
             });
             offset += append.frame.len();
         }
-        let mut slices = Vec::with_capacity(batch.len() * 3);
+        // MAX_PAYLOAD leaves room for a lone record's header within the 32-bit field.
+        let end = record::end_marker(*number, offset as u32);
+        let mut slices = Vec::with_capacity(batch.len() * 3 + 1);
         for (header, append) in headers.iter().zip(batch) {
             slices.push(IoSlice::new(header));
             slices.push(IoSlice::new(append.frame.prefix()));
             slices.push(IoSlice::new(append.frame.content()));
         }
-        match write_all(file, &mut slices).and_then(|()| shared.sync_data(file)) {
+        slices.push(IoSlice::new(&end));
+        let written = file
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| write_all(file, &mut slices))
+            .and_then(|()| shared.sync_data(file));
+        match written {
             Ok(()) => {
                 *len += offset;
                 Ok((locations, offset))
@@ -148,11 +164,12 @@ impl ActiveSegment {
         self.begin(shared)
     }
 
-    /// Creates the next segment (directory synced) and makes it the active one.
+    /// Begins the next segment, in a spare if one is ready (directory synced either way), and
+    /// makes it the active one.
     fn begin(&mut self, shared: &Shared) -> Result<(), QueueError> {
         let number = self.next_number;
         self.next_number += 1;
-        let file = segment::create(&shared.segments_dir, number)?;
+        let file = spare::begin_segment(shared, number)?;
         shared.index().set_active(number);
         self.state = State::Healthy {
             number,

@@ -1,21 +1,26 @@
 //! Postern's durable spool: the queue that is the single source of truth about a message after
-//! the 250 reply. An append-only log of segment files, written by one group-commit writer,
-//! replayed into an in-memory index at start-up.
+//! the 250 reply. A log of segment files, written by one group-commit writer, replayed into an
+//! in-memory index at start-up.
 //!
 //! # Layout
-//! - `spool`: [`Spool`], the API: `open` (recovery), `store`, `update`, `set_state`,
-//!   `complete`, `load`, `list`, `stats`, `close`.
+//! - `spool`: [`Spool`], the API: `open`, `store`, `update`, `set_state`, `complete`, `load`,
+//!   `list`, `stats`, `close`.
+//! - `open`: start-up: recovery, the first segment, the writer and preparer threads.
 //! - `writer`: the group-commit writer thread: batches, one write and one sync per batch,
-//!   then housekeeping: rotation, deletion of spent segments, relocation.
-//! - `active`: the segment being appended to, and how the writer carries on after a failed
-//!   write or sync.
-//! - `record`: framing of one record: magic, kind, version, length, batch offset, CRC-32.
+//!   then housekeeping: retiring spent segments, rotation, relocation.
+//! - `active`: the segment being written, where each batch goes (the logical end, followed by
+//!   an End marker), and how the writer carries on after a failed write or sync.
+//! - `spare`: pre-written files for the next segments: spent segments kept instead of deleted,
+//!   zero-filled ones; `spare::preparer`, the thread that keeps one ready.
+//! - `record`: framing of one record: magic, kind, version, segment, length, batch offset,
+//!   CRC-32; the End marker.
+//! - `scan`: reading one segment's log: where it ends cleanly, what is damage.
 //! - `payload`: the payload of each record kind, and the effect a record has on the index.
 //! - `wire`: the versioned serde structs (`MessageV1`, `UpdateV1`, `DoneV1`) and their
 //!   conversions to and from `postern_mailmsg` types.
 //! - `envelope`: a MailMsg without content, what the index keeps per message.
 //! - `index`: live messages, their latest envelope, state and content location; which
-//!   segments may be deleted.
+//!   segments may go.
 //! - `recover`: reading the segments back, torn tails versus corruption; [`Recovered`].
 //! - `relocate`: rewriting long-lived messages out of old segments.
 //! - `segment`: segment files and directory syncs; the lock file.
@@ -30,13 +35,20 @@
 //! share the next one. The writer is a dedicated thread doing blocking I/O, so the async
 //! runtime never waits on the disk.
 //!
+//! Segments are written into pre-written files (a recycled spent segment, or zeros), so that
+//! the sync each transaction waits for overwrites blocks already on disk and changes no file
+//! size: no journal commit per batch. Since a file may hold an earlier use's records after the
+//! new log, every record names its segment, and every batch is followed by an End marker: the
+//! log of a segment ends at its marker (or at zeros, or at another segment's record), never
+//! where the file happens to end.
+//!
 //! Records are never changed in place: an Update or a Done is a new record, and the latest
 //! record of an id wins. Recovery applies the records in log order with the same function the
 //! writer uses, so the index after a restart equals the index before it. Only the last batch
 //! can be torn by a crash, and none of it was acknowledged, so recovery cuts it off; damage
-//! anywhere else stops recovery with the segment and offset. Segments are deleted oldest first,
-//! once no live message's latest Message record is in them, which keeps what is left a suffix
-//! of the log. `docs/queue.md` has the states, files, transitions and the crash-safety argument.
+//! anywhere else stops recovery with the segment and offset. Segments go oldest first, once no
+//! live message's latest Message record is in them, which keeps what is left a suffix of the
+//! log. `docs/queue.md` has the states, files, transitions and the crash-safety argument.
 //!
 //! Content is not kept in memory: `load` reads it back from the latest Message record.
 
@@ -46,12 +58,15 @@ mod active;
 mod envelope;
 mod error;
 mod index;
+mod open;
 mod options;
 mod payload;
 mod record;
 mod recover;
 mod relocate;
+mod scan;
 mod segment;
+mod spare;
 mod spool;
 mod state;
 mod stats;

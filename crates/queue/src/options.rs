@@ -5,7 +5,9 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolOptions {
     /// A segment is closed and the next one begun after the batch that takes it past this many
-    /// octets. Smaller segments are deleted sooner; larger ones mean fewer files.
+    /// octets. Smaller segments are deleted sooner; larger ones mean fewer files. It is also the
+    /// size of the pre-written spares, so the first start of an empty spool zero-fills this
+    /// much before it returns.
     pub segment_size: u64,
     /// A batch stops taking waiting requests once it holds this many octets, which bounds one
     /// write (a single larger record still goes alone). At most 4 GiB - 1, the reach of a
@@ -18,15 +20,23 @@ pub struct SpoolOptions {
     /// active one is rewritten into the active segment, so that one long-deferred message does
     /// not keep every segment after it on disk. 0 turns rewriting off.
     pub relocate_after_segments: u64,
+    /// How many pre-written spare files to keep for the next segments: spent segments are kept
+    /// up to this many instead of deleted, and a new one is zero-filled in the background when
+    /// none is left. Syncing a batch that overwrites a pre-written file does not change its size,
+    /// which spares the file system a journal commit per batch. 0 turns this off: every segment
+    /// begins as an empty file and grows (for file systems where overwriting gains nothing,
+    /// such as copy-on-write ones).
+    pub spare_segments: usize,
 }
 
 impl Default for SpoolOptions {
     fn default() -> Self {
         Self {
-            segment_size: 64 * 1024 * 1024,
+            segment_size: 32 * 1024 * 1024,
             max_batch_bytes: 16 * 1024 * 1024,
             queue_depth: 1024,
             relocate_after_segments: 16,
+            spare_segments: 2,
         }
     }
 }

@@ -208,7 +208,7 @@ mod tests {
             done(id).unwrap(),
         ];
         for (frame, effect) in made {
-            let bytes = frame.to_bytes(0);
+            let bytes = frame.to_bytes(1, 0);
             let valid = check(&bytes).unwrap();
             let (decoded, range) = decode(&valid).unwrap();
             assert_eq!(decoded, effect);

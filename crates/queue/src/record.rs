@@ -1,23 +1,32 @@
-//! Record framing: the fixed header that makes every record in a segment self-checking.
+//! Record framing: the fixed header that makes every record in a segment self-checking, and
+//! the End marker that closes the log of a segment.
 //!
 //! ```text
 //! offset size field
 //!  0     4    magic "PSPL"
-//!  4     1    kind: 1 Message, 2 Update, 3 Done
+//!  4     1    kind: 0 End, 1 Message, 2 Update, 3 Done
 //!  5     1    format version of the payload (1)
 //!  6     2    reserved, zero
-//!  8     4    payload length, little-endian
-//! 12     4    batch offset: how many octets after the first record of its batch this one starts
-//! 16     4    CRC-32 (IEEE, crc32fast) of bytes 4..16 followed by the payload
-//! 20     …    payload
+//!  8     8    segment number, little-endian: the segment the record was written to
+//! 16     4    payload length, little-endian
+//! 20     4    batch offset: how many octets after the first record of its batch this one starts
+//! 24     4    CRC-32 (IEEE, crc32fast) of bytes 4..24 followed by the payload
+//! 28     …    payload
 //! ```
 //!
-//! The CRC covers the header fields as well as the payload, so a flipped kind, length or batch
-//! offset is caught, not only a flipped payload byte. The batch offset is what lets recovery tell
-//! damage inside the last, unacknowledged batch (a torn write) from damage to an earlier batch
-//! that was synced and acknowledged (see `recover`). Only the writer knows where a record lands
-//! in its batch, so a caller builds a [`Frame`] (payload and its CRC) and the writer adds the
+//! The CRC covers the header fields as well as the payload, so a flipped kind, segment, length
+//! or batch offset is caught, not only a flipped payload byte. The batch offset is what lets
+//! recovery tell damage inside the last, unacknowledged batch (a torn write) from damage to an
+//! earlier batch that was synced and acknowledged (see `scan`). Only the writer knows where a
+//! record lands, so a caller builds a [`Frame`] (payload and its CRC) and the writer adds the
 //! header; CRC-32 combination joins the two without hashing the payload twice.
+//!
+//! Segment files are reused (`spare`), so a file holds, after the records of its current
+//! segment, whatever an earlier use left: zeros, or records of an older segment. The segment
+//! number tells those apart from live records: a well-formed record of another segment is stale,
+//! never live. And every batch is followed by an End marker (kind 0, no payload) of its segment,
+//! overwritten by the next batch: the log of a segment ends where its End marker is, not where
+//! the file does (`scan` reads a segment that way).
 
 use bytes::Bytes;
 use crc32fast::Hasher;
@@ -25,9 +34,12 @@ use crc32fast::Hasher;
 /// The first four octets of every record.
 pub(crate) const MAGIC: [u8; 4] = *b"PSPL";
 /// The size of the fixed header.
-pub(crate) const HEADER_LEN: usize = 20;
-/// The largest payload the 32-bit length field can describe.
-pub(crate) const MAX_PAYLOAD: u64 = u32::MAX as u64;
+pub(crate) const HEADER_LEN: usize = 28;
+/// The largest payload: the 32-bit length field could say more, but a batch of one such record
+/// must still fit the 32-bit batch offset of the End marker after it.
+pub(crate) const MAX_PAYLOAD: u64 = u32::MAX as u64 - HEADER_LEN as u64;
+/// The kind code of the End marker; no [`Kind`], since it carries no payload and no effect.
+const END: u8 = 0;
 
 /// What a record says; the payload layout of each is in `payload`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +96,10 @@ impl Frame {
         content_crc: Option<Hasher>,
     ) -> Result<Self, u64> {
         let size = prefix.len() as u64 + content.len() as u64;
-        let payload_len = u32::try_from(size).map_err(|_| size)?;
+        let payload_len = u32::try_from(size)
+            .ok()
+            .filter(|&len| u64::from(len) <= MAX_PAYLOAD)
+            .ok_or(size)?;
         let mut payload_crc = Hasher::new();
         payload_crc.update(&prefix);
         match content_crc {
@@ -106,19 +121,16 @@ impl Frame {
         HEADER_LEN as u64 + u64::from(self.payload_len)
     }
 
-    /// The header for this record at `batch_offset` octets into its batch.
-    pub(crate) fn header(&self, batch_offset: u32) -> [u8; HEADER_LEN] {
-        let mut header = [0u8; HEADER_LEN];
-        header[0..4].copy_from_slice(&MAGIC);
-        header[4] = self.kind.code();
-        header[5] = self.version;
-        header[8..12].copy_from_slice(&self.payload_len.to_le_bytes());
-        header[12..16].copy_from_slice(&batch_offset.to_le_bytes());
-        let mut crc = Hasher::new();
-        crc.update(&header[4..16]);
-        crc.combine(&self.payload_crc);
-        header[16..20].copy_from_slice(&crc.finalize().to_le_bytes());
-        header
+    /// The header for this record in `segment`, at `batch_offset` octets into its batch.
+    pub(crate) fn header(&self, segment: u64, batch_offset: u32) -> [u8; HEADER_LEN] {
+        let fields = Fields {
+            kind: self.kind.code(),
+            version: self.version,
+            segment,
+            payload_len: self.payload_len,
+            batch_offset,
+        };
+        fields.header(&self.payload_crc)
     }
 
     /// The payload octets before the content.
@@ -133,22 +145,63 @@ impl Frame {
 
     /// The whole record as one buffer.
     #[cfg(test)]
-    pub(crate) fn to_bytes(&self, batch_offset: u32) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self, segment: u64, batch_offset: u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len() as usize);
-        out.extend_from_slice(&self.header(batch_offset));
+        out.extend_from_slice(&self.header(segment, batch_offset));
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(&self.content);
         out
     }
 }
 
-/// A record that passed its checks, borrowed from the octets it was read from.
+/// The End marker the writer puts after a batch of `segment`: `batch_offset` is the batch's
+/// length, so the marker belongs to the batch it closes.
+pub(crate) fn end_marker(segment: u64, batch_offset: u32) -> [u8; HEADER_LEN] {
+    let fields = Fields {
+        kind: END,
+        version: 0,
+        segment,
+        payload_len: 0,
+        batch_offset,
+    };
+    fields.header(&Hasher::new())
+}
+
+/// The header fields between the magic and the CRC.
+struct Fields {
+    kind: u8,
+    version: u8,
+    segment: u64,
+    payload_len: u32,
+    batch_offset: u32,
+}
+
+impl Fields {
+    fn header(&self, payload_crc: &Hasher) -> [u8; HEADER_LEN] {
+        let mut header = [0u8; HEADER_LEN];
+        header[0..4].copy_from_slice(&MAGIC);
+        header[4] = self.kind;
+        header[5] = self.version;
+        header[8..16].copy_from_slice(&self.segment.to_le_bytes());
+        header[16..20].copy_from_slice(&self.payload_len.to_le_bytes());
+        header[20..24].copy_from_slice(&self.batch_offset.to_le_bytes());
+        let mut crc = Hasher::new();
+        crc.update(&header[4..24]);
+        crc.combine(payload_crc);
+        header[24..28].copy_from_slice(&crc.finalize().to_le_bytes());
+        header
+    }
+}
+
+/// A record (or End marker) that passed its checks, borrowed from the octets it was read from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Valid<'a> {
     /// The kind code; an unknown code is a payload error, not a framing one.
     pub(crate) kind: u8,
     /// The payload's format version.
     pub(crate) version: u8,
+    /// The segment the record was written to.
+    pub(crate) segment: u64,
     /// How far after the first record of its batch this record starts.
     pub(crate) batch_offset: u32,
     /// The payload.
@@ -159,6 +212,11 @@ impl Valid<'_> {
     /// The size of the record on disk.
     pub(crate) fn len(&self) -> u64 {
         HEADER_LEN as u64 + self.payload.len() as u64
+    }
+
+    /// Whether this is an End marker rather than a record.
+    pub(crate) fn is_end(&self) -> bool {
+        self.kind == END
     }
 }
 
@@ -184,7 +242,7 @@ impl Invalid {
     }
 }
 
-/// Checks the record that starts at the beginning of `bytes`.
+/// Checks the record that starts at the beginning of `bytes`, whatever segment it names.
 pub(crate) fn check(bytes: &[u8]) -> Result<Valid<'_>, Invalid> {
     if bytes.len() < HEADER_LEN {
         return Err(Invalid::Short);
@@ -192,28 +250,39 @@ pub(crate) fn check(bytes: &[u8]) -> Result<Valid<'_>, Invalid> {
     if bytes[0..4] != MAGIC {
         return Err(Invalid::Magic);
     }
-    let payload_len = le_u32(bytes, 8) as usize;
+    let payload_len = le_u32(bytes, 16) as usize;
     let end = HEADER_LEN.saturating_add(payload_len);
     if bytes.len() < end {
         return Err(Invalid::Short);
     }
     let mut crc = Hasher::new();
-    crc.update(&bytes[4..16]);
+    crc.update(&bytes[4..24]);
     crc.update(&bytes[HEADER_LEN..end]);
-    if crc.finalize() != le_u32(bytes, 16) {
+    if crc.finalize() != le_u32(bytes, 24) {
         return Err(Invalid::Crc);
     }
     Ok(Valid {
         kind: bytes[4],
         version: bytes[5],
-        batch_offset: le_u32(bytes, 12),
+        segment: le_u64(bytes, 8),
+        batch_offset: le_u32(bytes, 20),
         payload: &bytes[HEADER_LEN..end],
     })
+}
+
+/// The segment number a header claims, unchecked: a cheap filter before the CRC.
+pub(crate) fn segment_of(bytes: &[u8]) -> Option<u64> {
+    (bytes.len() >= HEADER_LEN).then(|| le_u64(bytes, 8))
 }
 
 /// Reads a little-endian u32 at `at`; the caller has checked the length.
 fn le_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Reads a little-endian u64 at `at`; the caller has checked the length.
+fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from(le_u32(bytes, at)) | (u64::from(le_u32(bytes, at + 4)) << 32)
 }
 
 #[cfg(test)]
@@ -233,22 +302,25 @@ mod tests {
 
     #[test]
     fn a_framed_record_checks_out_with_its_fields() {
-        let bytes = frame().to_bytes(40);
+        let bytes = frame().to_bytes(0x0102_0304_0506_0708, 40);
         // The layout the module doc promises, octet by octet.
         assert_eq!(&bytes[0..4], b"PSPL");
         assert_eq!((bytes[4], bytes[5], &bytes[6..8]), (1, 1, &[0u8, 0][..]));
+        assert_eq!(bytes[8..16], 0x0102_0304_0506_0708u64.to_le_bytes());
         let payload_len = bytes.len() - HEADER_LEN;
-        assert_eq!(bytes[8..12], (payload_len as u32).to_le_bytes());
-        assert_eq!(bytes[12..16], 40u32.to_le_bytes());
-        let mut covered = bytes[4..16].to_vec();
+        assert_eq!(bytes[16..20], (payload_len as u32).to_le_bytes());
+        assert_eq!(bytes[20..24], 40u32.to_le_bytes());
+        let mut covered = bytes[4..24].to_vec();
         covered.extend_from_slice(&bytes[HEADER_LEN..]);
-        assert_eq!(bytes[16..20], crc32fast::hash(&covered).to_le_bytes());
+        assert_eq!(bytes[24..28], crc32fast::hash(&covered).to_le_bytes());
         let valid = check(&bytes).unwrap();
         assert_eq!(Kind::from_code(valid.kind), Some(Kind::Message));
         assert_eq!(valid.version, 1);
+        assert_eq!(valid.segment, 0x0102_0304_0506_0708);
         assert_eq!(valid.batch_offset, 40);
         assert_eq!(valid.payload, b"{\"x\":1}Subject: hi\r\n\r\nbody\r\n");
         assert_eq!(valid.len(), bytes.len() as u64);
+        assert!(!valid.is_end());
     }
 
     #[test]
@@ -257,12 +329,12 @@ mod tests {
         let mut crc = Hasher::new();
         crc.update(&content);
         let combined = Frame::new(Kind::Message, 1, b"{\"x\":1}".to_vec(), content, Some(crc));
-        assert_eq!(combined.unwrap().to_bytes(0), frame().to_bytes(0));
+        assert_eq!(combined.unwrap().to_bytes(3, 0), frame().to_bytes(3, 0));
     }
 
     #[test]
     fn every_flipped_byte_is_caught() {
-        let bytes = frame().to_bytes(0);
+        let bytes = frame().to_bytes(3, 0);
         for at in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[at] ^= 0x01;
@@ -272,8 +344,8 @@ mod tests {
 
     #[test]
     fn every_cut_is_short() {
-        let bytes = frame().to_bytes(0);
-        for cut in 0..bytes.len() {
+        let bytes = frame().to_bytes(3, 0);
+        for cut in 1..bytes.len() {
             assert_eq!(
                 check(&bytes[..cut]).unwrap_err(),
                 Invalid::Short,

@@ -1,6 +1,6 @@
 //! Segment files: `segments/<16-digit number>.log` under the spool directory, numbered in the
-//! order they were begun. Everything here is blocking file I/O, called from the writer thread or
-//! a blocking task.
+//! order they were begun (spares, files waiting to become segments, are in `spare`).
+//! Everything here is blocking file I/O, called from the writer thread or a blocking task.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -83,21 +83,24 @@ pub(crate) fn lock(dir: &Path) -> Result<File, QueueError> {
     }
 }
 
-/// Begins segment `number`: creates the file (it must not exist) and syncs the directory, so
-/// the new name survives a crash before any record in it is acknowledged.
+/// Begins segment `number` as an empty file (it must not exist), when no spare is ready, and
+/// syncs the directory, so the new name survives a crash before any record in it is
+/// acknowledged. Opened for positioned writes, not appending: each batch overwrites the End
+/// marker of the one before.
 pub(crate) fn create(dir: &Path, number: u64) -> Result<File, QueueError> {
     let path = path(dir, number);
     let file = OpenOptions::new()
         .create_new(true)
-        .append(true)
+        .write(true)
         .open(&path)
         .at(&path)?;
     sync_dir(dir)?;
     Ok(file)
 }
 
-/// Deletes segment `number` and syncs the directory before returning, so deletions reach the
-/// disk in the order they are made (see `index` for why the order matters).
+/// Deletes segment `number` (when there are spares enough) and syncs the directory before
+/// returning, so deletions reach the disk in the order they are made (see `index` for why the
+/// order matters).
 pub(crate) fn remove(dir: &Path, number: u64) -> Result<(), QueueError> {
     let path = path(dir, number);
     match fs::remove_file(&path) {
@@ -125,6 +128,12 @@ pub(crate) fn read_content(dir: &Path, id: QueueId, at: Location) -> Result<Byte
         reason,
     };
     let valid = record::check(&bytes).map_err(|e| corrupt(e.reason().to_owned()))?;
+    if valid.segment != at.segment || valid.is_end() {
+        return Err(corrupt(format!(
+            "not a record of this segment (kind {}, segment {})",
+            valid.kind, valid.segment
+        )));
+    }
     let (effect, content) = payload::decode(&valid).map_err(corrupt)?;
     if effect.id() != id {
         return Err(corrupt(format!(

@@ -12,14 +12,16 @@ use tokio::sync::{mpsc, oneshot};
 use crate::envelope::Envelope;
 use crate::error::QueueError;
 use crate::index::Index;
+use crate::open;
 use crate::options::SpoolOptions;
 use crate::payload;
 use crate::record::Frame;
-use crate::recover::{self, Recovered};
+use crate::recover::Recovered;
 use crate::segment;
+use crate::spare::Spares;
 use crate::state::{QueueState, QueuedMessage};
 use crate::stats::{Counters, SpoolStats};
-use crate::writer::{Append, Request, Writer};
+use crate::writer::{Append, Request};
 
 /// What the callers and the writer thread share.
 #[derive(Debug)]
@@ -28,7 +30,10 @@ pub(crate) struct Shared {
     /// Changed only by the writer thread, after a batch is synced, in log order.
     index: Mutex<Index>,
     pub(crate) counters: Counters,
-    /// Held open for the life of the spool: the lock is released when it closes.
+    /// The pre-written files the writer begins segments in, and the preparer's work.
+    pub(crate) spares: Spares,
+    /// Held open for the life of the spool: the lock is released when it closes (after the
+    /// writer and the preparer, which hold this struct, have stopped).
     _lock: File,
     /// Tests make this many of the next syncs fail.
     #[cfg(test)]
@@ -36,11 +41,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(segments_dir: PathBuf, index: Index, lock: File) -> Self {
+    pub(crate) fn new(segments_dir: PathBuf, index: Index, lock: File, spares: Spares) -> Self {
         Self {
             segments_dir,
             index: Mutex::new(index),
             counters: Counters::default(),
+            spares,
             _lock: lock,
             #[cfg(test)]
             failing_syncs: std::sync::atomic::AtomicU32::new(0),
@@ -62,7 +68,8 @@ impl Shared {
         self.counters.snapshot(live, segments)
     }
 
-    /// `fdatasync` of a segment: the records and the file's new length reach the disk.
+    /// `fdatasync` of a segment: the records (and the file's new length, when the batch grew
+    /// the file) reach the disk.
     pub(crate) fn sync_data(&self, file: &File) -> io::Result<()> {
         Counters::add(&self.counters.syncs, 1);
         #[cfg(test)]
@@ -99,14 +106,30 @@ struct Inner {
 }
 
 impl Spool {
-    /// Opens (or creates) the spool in `dir`: recovers the log, cuts off a torn tail, begins a
-    /// fresh segment, deletes spent ones and starts the writer. Run it before the listeners
-    /// open, and resume the messages in [`Recovered::live`].
+    /// Opens (or creates) the spool in `dir`: recovers the log, cuts off a torn tail, retires
+    /// spent segments, begins a fresh segment in a pre-written file (zero-filling one first when
+    /// there is no spare, as on the first start) and starts the writer and the spare preparer.
+    /// Run it before the listeners open, and resume the messages in [`Recovered::live`].
     pub async fn open(dir: &Path, options: SpoolOptions) -> Result<(Spool, Recovered), QueueError> {
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || open_blocking(&dir, &options))
+        tokio::task::spawn_blocking(move || open::open(&dir, &options))
             .await
             .map_err(|e| QueueError::Task(e.to_string()))?
+    }
+
+    /// The handle of a started spool.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        requests: mpsc::Sender<Request>,
+        writer: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                requests,
+                writer: Mutex::new(Some(writer)),
+            }),
+        }
     }
 
     /// Stores a message that has just been received: when this returns `Ok`, its content,
@@ -198,9 +221,9 @@ impl Spool {
     }
 
     /// Waits until the writer has finished everything asked of it before, including the
-    /// housekeeping it does after answering (beginning a new segment, deleting spent ones,
-    /// rewriting old messages forward). For tests and administrative tools; a session never
-    /// needs it, since `store` is durable on return.
+    /// housekeeping it does after answering (beginning a new segment, retiring spent ones,
+    /// rewriting old messages forward), and then until the spare preparer is idle. For tests and
+    /// administrative tools; a session never needs it, since `store` is durable on return.
     pub async fn settle(&self) -> Result<(), QueueError> {
         let (reply, answer) = oneshot::channel();
         self.inner
@@ -208,7 +231,11 @@ impl Spool {
             .send(Request::Settle(reply))
             .await
             .map_err(|_| QueueError::Closed)?;
-        answer.await.map_err(|_| QueueError::Closed)
+        answer.await.map_err(|_| QueueError::Closed)?;
+        let shared = Arc::clone(&self.inner.shared);
+        tokio::task::spawn_blocking(move || shared.spares.wait_idle())
+            .await
+            .map_err(|e| QueueError::Task(e.to_string()))
     }
 
     /// Every live message, oldest id first.
@@ -241,6 +268,9 @@ impl Spool {
             // An error here means the writer is gone already, which is what was asked.
             let _ = answer.await;
         }
+        // The writer stops the spare preparer on its way out; should the writer have died
+        // instead, the preparer must not go on writing in `spare/` after the spool is closed.
+        self.inner.shared.spares.stop();
         let handle = self
             .inner
             .writer
@@ -281,50 +311,6 @@ impl Spool {
     }
 }
 
-fn open_blocking(dir: &Path, options: &SpoolOptions) -> Result<(Spool, Recovered), QueueError> {
-    let segments_dir = segment::prepare(dir)?;
-    let lock = segment::lock(dir)?;
-    let recover::Replayed {
-        mut index,
-        truncated_tail,
-        last,
-    } = recover::recover(&segments_dir)?;
-    let live = index.list();
-    // A fresh segment on every start: the writer never appends to a file an earlier process
-    // wrote, so the only torn tail it can leave is its own.
-    let number = last.map_or(1, |n| n + 1);
-    let file = segment::create(&segments_dir, number)?;
-    index.set_active(number);
-    let shared = Arc::new(Shared::new(segments_dir, index, lock));
-    let (requests, receiver) = mpsc::channel(options.queue_depth.max(1));
-    let mut writer = Writer::new(Arc::clone(&shared), options, receiver, number, file);
-    writer.collect_garbage();
-    let handle = std::thread::Builder::new()
-        .name("postern-spool-writer".to_owned())
-        .spawn(move || writer.run())
-        .map_err(|e| QueueError::Task(format!("cannot start the spool writer: {e}")))?;
-    tracing::info!(
-        live = live.len(),
-        segments = shared.index().segment_count(),
-        truncated = truncated_tail.is_some(),
-        "spool recovered"
-    );
-    let spool = Spool {
-        inner: Arc::new(Inner {
-            shared,
-            requests,
-            writer: Mutex::new(Some(handle)),
-        }),
-    };
-    Ok((
-        spool,
-        Recovered {
-            live,
-            truncated_tail,
-        },
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +336,10 @@ mod tests {
             .unwrap();
         spool.store(&message(a)).await.unwrap();
         let first = dir.path().join("segments").join(segment::file_name(1));
-        let good_len = std::fs::metadata(&first).unwrap().len();
+        // The segment began pre-written: its file is longer than its log.
+        let a_at = spool.inner.shared.index().get(a).unwrap().message_at;
+        let good_len = a_at.offset + a_at.len;
+        assert!(std::fs::metadata(&first).unwrap().len() > good_len);
 
         spool.inner.shared.failing_syncs.store(1, Ordering::SeqCst);
         let err = spool.store(&message(b)).await.unwrap_err();
@@ -362,6 +351,7 @@ mod tests {
         assert!(spool.get(b).is_none());
 
         spool.store(&message(c)).await.unwrap();
+        // The failed batch was cut off, with the rest of the file.
         assert_eq!(std::fs::metadata(&first).unwrap().len(), good_len);
         let stats = spool.stats();
         assert_eq!(

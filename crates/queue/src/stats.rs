@@ -19,6 +19,14 @@ pub struct SpoolStats {
     pub bytes: u64,
     /// Live messages rewritten into a newer segment to free an old one.
     pub relocated: u64,
+    /// Segments begun in a pre-written spare.
+    pub spares_taken: u64,
+    /// Segments begun as an empty file, because no spare was ready (or spares are off).
+    pub empty_begins: u64,
+    /// Spent segments kept as spares instead of deleted.
+    pub recycled: u64,
+    /// Octets of zeros written to prepare spares: the disk bandwidth pre-writing costs.
+    pub zero_filled: u64,
     /// Messages in the queue now.
     pub live: usize,
     /// Segment files on disk now.
@@ -34,6 +42,10 @@ pub(crate) struct Counters {
     pub(crate) failed_batches: AtomicU64,
     pub(crate) bytes: AtomicU64,
     pub(crate) relocated: AtomicU64,
+    pub(crate) spares_taken: AtomicU64,
+    pub(crate) empty_begins: AtomicU64,
+    pub(crate) recycled: AtomicU64,
+    pub(crate) zero_filled: AtomicU64,
 }
 
 impl Counters {
@@ -52,6 +64,10 @@ impl Counters {
             failed_batches: get(&self.failed_batches),
             bytes: get(&self.bytes),
             relocated: get(&self.relocated),
+            spares_taken: get(&self.spares_taken),
+            empty_begins: get(&self.empty_begins),
+            recycled: get(&self.recycled),
+            zero_filled: get(&self.zero_filled),
             live,
             segments,
         }

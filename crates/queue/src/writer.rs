@@ -5,11 +5,13 @@
 //! one ran, and an answer of success always follows the sync of its record. A failed write or
 //! sync fails every request of its batch (see `active` for what happens to the segment).
 //!
-//! After answering, the writer does its housekeeping before it takes the next batch: a new
-//! segment when the active one is full, deletion of spent segments, relocation.
+//! After answering, the writer does its housekeeping before it takes the next batch: retiring
+//! spent segments (kept as spares or deleted), a new segment when the active one is full (in a
+//! spare, see `spare`), relocation.
 
 use std::fs::File;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use postern_mailmsg::QueueId;
 use tokio::sync::{mpsc, oneshot};
@@ -20,7 +22,7 @@ use crate::error::QueueError;
 use crate::payload::{self, Effect};
 use crate::record::{Frame, MAX_PAYLOAD};
 use crate::relocate;
-use crate::segment;
+use crate::spare;
 use crate::spool::Shared;
 use crate::state::QueueState;
 use crate::stats::Counters;
@@ -82,16 +84,19 @@ pub(crate) struct Writer {
     carry: Option<Request>,
     /// Relocation failed for this segment; not tried again until the oldest pinned one changes.
     relocation_failed: Option<u64>,
+    /// The spare preparer's thread: stopped and joined when the writer stops, so nothing writes
+    /// in the spool once `close` returns.
+    preparer: Option<JoinHandle<()>>,
 }
 
 impl Writer {
-    /// A writer appending to `file`, the freshly begun segment `number`.
+    /// A writer writing to `file`, the freshly begun segment `number`.
     pub(crate) fn new(
         shared: Arc<Shared>,
         options: &crate::SpoolOptions,
         requests: mpsc::Receiver<Request>,
-        number: u64,
-        file: File,
+        (number, file): (u64, File),
+        preparer: Option<JoinHandle<()>>,
     ) -> Self {
         Self {
             shared,
@@ -102,6 +107,7 @@ impl Writer {
             segment: ActiveSegment::new(number, file, options.segment_size),
             carry: None,
             relocation_failed: None,
+            preparer,
         }
     }
 
@@ -109,11 +115,13 @@ impl Writer {
     pub(crate) fn run(mut self) {
         while let Some(batch) = self.next_batch() {
             self.commit(batch.appends);
+            // Spent segments first: a rotation then takes a recycled spare, and the preparer
+            // is not woken to zero-fill a new one for nothing.
+            spare::collect_garbage(&self.shared);
             self.segment.rotate_if_full(&self.shared);
-            self.collect_garbage();
             if let Some(close) = batch.close {
                 self.refuse_the_rest();
-                self.segment.cut_failed_batch(&self.shared.segments_dir);
+                self.finish();
                 answer_all(batch.settles);
                 let _ = close.send(());
                 return;
@@ -122,7 +130,19 @@ impl Writer {
             answer_all(batch.settles);
         }
         // Every spool handle is gone without a close.
+        self.finish();
+    }
+
+    /// Leaves the spool directory as the next start expects it: no failed batch at the end of
+    /// the log, and no spare being written.
+    fn finish(&mut self) {
         self.segment.cut_failed_batch(&self.shared.segments_dir);
+        self.shared.spares.stop();
+        if let Some(preparer) = self.preparer.take()
+            && preparer.join().is_err()
+        {
+            tracing::error!("the spare preparer panicked");
+        }
     }
 
     /// Waits for a request, then takes every other one already waiting, up to the batch size.
@@ -212,20 +232,6 @@ impl Writer {
         }
     }
 
-    /// Deletes the segments no live message needs, oldest first, each deletion synced before
-    /// the next (see `index` for why).
-    pub(crate) fn collect_garbage(&mut self) {
-        let doomed = self.shared.index().deletable();
-        for number in doomed {
-            if let Err(error) = segment::remove(&self.shared.segments_dir, number) {
-                tracing::warn!(%error, "cannot delete a spent segment; will try again");
-                return;
-            }
-            self.shared.index().remove_segment(number);
-            tracing::debug!(segment = number, "deleted a spent segment");
-        }
-    }
-
     /// Rewrites the live messages that hold the oldest segment on disk once it lies
     /// `relocate_after` segments behind the active one, one batch at a time between batches
     /// of callers.
@@ -253,8 +259,8 @@ impl Writer {
                         "rewrote live messages out of an old segment"
                     );
                 }
+                spare::collect_garbage(&self.shared);
                 self.segment.rotate_if_full(&self.shared);
-                self.collect_garbage();
             }
             Err(error) => {
                 tracing::error!(%error, segment = oldest, "cannot rewrite live messages out of an old segment");
@@ -316,6 +322,8 @@ mod tests {
     use super::*;
     use crate::index::Index;
     use crate::options::SpoolOptions;
+    use crate::segment;
+    use crate::spare::Spares;
     use bytes::Bytes;
     use postern_mailmsg::Recipient;
 
@@ -333,15 +341,12 @@ mod tests {
         let file = segment::create(&segments_dir, 1).unwrap();
         let mut index = Index::default();
         index.set_active(1);
-        let shared = Arc::new(Shared::new(segments_dir, index, lock));
+        // No spares: these tests are about batching, not files.
+        let (spares, _) = Spares::open(dir.path(), 1024, 0).unwrap();
+        let shared = Arc::new(Shared::new(segments_dir, index, lock, spares));
         let (requests, receiver) = mpsc::channel(1024);
-        let writer = Writer::new(
-            Arc::clone(&shared),
-            &SpoolOptions::default(),
-            receiver,
-            1,
-            file,
-        );
+        let options = SpoolOptions::default();
+        let writer = Writer::new(Arc::clone(&shared), &options, receiver, (1, file), None);
         Rig {
             _dir: dir,
             shared,

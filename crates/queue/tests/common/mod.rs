@@ -134,6 +134,41 @@ pub(crate) fn tiny_segments() -> SpoolOptions {
     }
 }
 
+/// Options with small segments, so a spool opens without zero-filling a full-size one: for
+/// tests that open many spools.
+pub(crate) fn small_segments() -> SpoolOptions {
+    SpoolOptions {
+        segment_size: 64 * 1024,
+        ..SpoolOptions::default()
+    }
+}
+
+/// The size of a record header (`crates/queue/src/record.rs` has the layout).
+pub(crate) const HEADER_LEN: usize = 28;
+
+/// Walks the records of a segment's octets by their framing, without checking them, up to the
+/// End marker (kind 0): the offset where each record ends (the last is where the marker is).
+pub(crate) fn record_ends(bytes: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut at = 0;
+    while bytes[at + 4] != 0 {
+        let len = u32::from_le_bytes(bytes[at + 16..at + 20].try_into().unwrap()) as usize;
+        at += HEADER_LEN + len;
+        ends.push(at);
+    }
+    ends
+}
+
+/// The spare files of a spool directory, by name.
+pub(crate) fn spare_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("spare"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
 /// Opens a spool, panicking on error.
 pub(crate) async fn open(dir: &Path, options: SpoolOptions) -> Spool {
     Spool::open(dir, options).await.expect("open spool").0
