@@ -4,8 +4,10 @@
 Both servers accept on a loopback port, make each message durable before the 250 reply (Postfix
 fsyncs its queue file; Postern group-commits its spool) and then discard it (Postfix's discard
 transport; Postern's `builtin:set-fate fate=abort` at submission). One message per connection
-unless the cell says the connection is reused (smtp-source -d). Every cell is run several times
-and the median is reported, with the CPU time per message of each server read from /proc.
+unless the cell says the connection is reused (smtp-source -d). Every cell is run several times,
+the servers taking turns in a rotating order with the disk flushed and settled before each
+measurement, and the median is reported, with the CPU time per message of each server read
+from /proc.
 """
 
 import argparse
@@ -252,18 +254,32 @@ def smtp_source(port, sessions, size, messages, reuse):
     return elapsed
 
 
-def measure(server, sessions, size, messages, reuse, runs):
-    rates, cpus, latencies = [], [], []
-    # A warm-up round, not counted.
-    smtp_source(server.port, sessions, size, max(sessions, messages // 10), reuse)
-    for _ in range(runs):
-        before = server.cpu()
-        elapsed = smtp_source(server.port, sessions, size, messages, reuse)
-        cpu = server.cpu() - before
-        rates.append(messages / elapsed)
-        cpus.append(cpu / messages * 1e6)
-        latencies.append(elapsed / messages * sessions * 1e3)
-    return statistics.median(rates), statistics.median(cpus), statistics.median(latencies)
+def quiesce():
+    """Lets the disk settle: the writeback one server leaves behind (Postfix's deleted queue
+    files, say) must not be charged to the next one measured."""
+    os.sync()
+    time.sleep(0.5)
+
+
+def measure_cell(servers, sessions, size, messages, reuse, runs):
+    """Runs a cell on every server; the servers take turns, their order rotating each run, so
+    neither order nor disk state favours one of them. Returns name -> (msg/s, CPU µs/msg,
+    ms per transaction), medians."""
+    samples = {s.name: ([], [], []) for s in servers}
+    for s in servers:
+        # A warm-up round, not counted.
+        smtp_source(s.port, sessions, size, max(sessions, messages // 10), reuse)
+    for r in range(runs):
+        for s in servers[r % len(servers):] + servers[:r % len(servers)]:
+            quiesce()
+            before = s.cpu()
+            elapsed = smtp_source(s.port, sessions, size, messages, reuse)
+            cpu = s.cpu() - before
+            rates, cpus, latencies = samples[s.name]
+            rates.append(messages / elapsed)
+            cpus.append(cpu / messages * 1e6)
+            latencies.append(elapsed / messages * sessions * 1e3)
+    return {name: tuple(statistics.median(v) for v in lists) for name, lists in samples.items()}
 
 
 def main():
@@ -299,10 +315,10 @@ def main():
     try:
         for sessions, size, messages, reuse in cells:
             messages = max(sessions * 2, int(messages * scale))
+            cell = measure_cell(servers, sessions, size, messages, reuse, runs)
             for s in servers:
-                results[(s.name, sessions, size, reuse)] = measure(
-                    s, sessions, size, messages, reuse, runs)
-                rate, cpu, lat = results[(s.name, sessions, size, reuse)]
+                results[(s.name, sessions, size, reuse)] = cell[s.name]
+                rate, cpu, lat = cell[s.name]
                 print(f"  {s.name:<14} sessions={sessions:<3} size={size:<6} reuse={reuse!s:<5} "
                       f"{rate:8.0f} msg/s  {cpu:7.0f} us CPU/msg  {lat:6.2f} ms/txn", file=sys.stderr)
         idle = None
