@@ -54,6 +54,10 @@ pub struct LocalDomain {
 impl LocalDomain {
     /// Whether the domain accepts mail for `local_part`, compared case-insensitively.
     pub fn accepts(&self, local_part: &str) -> bool {
+        // RFC 5321 §4.5.1: every domain the server delivers for has a postmaster.
+        if local_part.eq_ignore_ascii_case("postmaster") {
+            return true;
+        }
         match &self.users {
             Users::Any => true,
             Users::List(users) => {

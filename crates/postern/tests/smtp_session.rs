@@ -404,3 +404,38 @@ fn smtputf8_addresses_are_accepted_with_the_parameter() {
     let mail = server.wait_for_mail("localhost", "jöran", 1);
     assert!(mail[0].contains("with UTF8SMTP id"), "{}", mail[0]);
 }
+
+#[test]
+fn bdat_content_with_a_bare_lf_is_refused_like_data() {
+    let server = Postern::start();
+    let mut c = server.client();
+    c.expect("EHLO client.test", 250);
+    c.expect("MAIL FROM:<a@example.org>", 250);
+    c.expect("RCPT TO:<victim@localhost>", 250);
+    let body = b"Subject: x\r\n\r\na\n.\nMAIL FROM:<forged@example.org>\r\n";
+    c.send(&format!("BDAT {} LAST", body.len()));
+    c.send_raw(body);
+    let reply = c.read_reply();
+    assert_eq!(reply.code, 550, "{reply:?}");
+    // A BDAT line that cannot be read closes the session: its chunk is never taken as commands.
+    c.send(&format!("BDAT 6 LAST{}", " ".repeat(600)));
+    c.send_raw(b"NOOP\r\n");
+    assert_eq!(c.read_reply().code, 500);
+    assert!(c.closed());
+}
+
+#[test]
+fn postmaster_is_delivered_even_when_the_user_list_omits_it() {
+    let server = Postern::start_with(Some(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\n[[domain]]\nname = \"example.com\"\nusers = [\"alice\"]\n",
+    ));
+    let mut c = server.client();
+    let reply = c.send_message(
+        "a@example.org",
+        &["postmaster@example.com."],
+        "Subject: pm\r\n\r\nx",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let mail = server.wait_for_mail("example.com", "postmaster", 1);
+    assert!(mail[0].contains("Subject: pm"));
+}

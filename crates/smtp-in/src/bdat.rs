@@ -78,6 +78,9 @@ where
         }
         self.input.for_commands();
         let Some(chunks) = chunks else {
+            // A refused chunk ends the transfer: later chunks must not be spliced onto the
+            // earlier ones with a gap (RFC 3030 §2 expects the client to RSET).
+            self.st.chunks = None;
             if reply.is_positive() {
                 // A sink answered for the server; the chunk was read and not kept.
                 self.send(&reply);
@@ -94,6 +97,13 @@ where
             self.st.chunks = Some(chunks);
             self.send(&reply);
             return Flow::Next;
+        }
+        // The same content rules as DATA: a bare CR or LF here would be an end of data
+        // (smuggling) for a next hop that receives the message with DATA.
+        if let Some(flaw) = crate::dot::check(&chunks.content) {
+            log_refused(&self.st, flaw.describe());
+            self.st.reset();
+            return self.error_reply(reply::bad_content(flaw.describe())).await;
         }
         let id = self.st.server.ids.next_id();
         self.end_of_data(id, chunks.content).await

@@ -168,6 +168,30 @@ impl Decoder {
     }
 }
 
+/// Checks content that came without dot-stuffing (BDAT) by the rules DATA applies: CRLF line
+/// ends only, no NUL, lines of at most 1000 octets.
+pub(crate) fn check(content: &[u8]) -> Option<Flaw> {
+    let mut line = 0usize;
+    let mut previous = 0u8;
+    for (i, &b) in content.iter().enumerate() {
+        match b {
+            b'\n' if previous != b'\r' => return Some(Flaw::BareLf),
+            b'\n' => line = 0,
+            b'\r' if content.get(i + 1) != Some(&b'\n') => return Some(Flaw::BareCr),
+            b'\r' => {}
+            0 => return Some(Flaw::Nul),
+            _ => {
+                line += 1;
+                if line > MAX_LINE {
+                    return Some(Flaw::LongLine);
+                }
+            }
+        }
+        previous = b;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +251,16 @@ mod tests {
             let (_, got_end, got_flaw) = decode(&[input]);
             assert_eq!((got_end, got_flaw), (*end, *flaw), "{name}");
         }
+    }
+
+    #[test]
+    fn bdat_content_is_checked_by_the_same_rules() {
+        assert_eq!(check(b"a\r\nb\r\n"), None);
+        assert_eq!(check(b"a\n.\nMAIL FROM:<x>\r\n"), Some(Flaw::BareLf));
+        assert_eq!(check(b"a\r.\r\n"), Some(Flaw::BareCr));
+        assert_eq!(check(b"a\0\r\n"), Some(Flaw::Nul));
+        assert_eq!(check(&[b'x'; 999]), Some(Flaw::LongLine));
+        assert_eq!(check(b"ends without a line end"), None);
     }
 
     #[test]

@@ -83,12 +83,17 @@ pub(crate) fn rcpt(st: &State, command: &Command) -> (Reply, Staged) {
     } else {
         to.address
     };
+    // The root's dot is not part of the domain (`alice@example.org.` is alice@example.org).
+    let address = match address.strip_suffix('.') {
+        Some(stripped) if stripped.contains('@') => stripped.to_owned(),
+        _ => address,
+    };
     let (local, domain) = postern_mailmsg::envelope::split_address(&address);
     if domain.is_empty() {
         return (reply::bad_address(false), Staged::Nothing);
     }
     match config.local_domain(domain) {
-        Some(d) if !d.accepts(local) && !local.eq_ignore_ascii_case("postmaster") => {
+        Some(d) if !d.accepts(local) => {
             return (reply::unknown_user(&address), Staged::Nothing);
         }
         Some(_) => {}

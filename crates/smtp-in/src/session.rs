@@ -153,9 +153,11 @@ where
                 return End::Io(e.to_string());
             }
             let timeout = self.st.server.config.limits.command_timeout;
+            // A transaction in progress is let finish (within the shutdown grace period).
+            let idle = self.st.msg.sender.is_none();
             let read = tokio::select! {
                 r = tokio::time::timeout(timeout, self.input.fill(&mut self.stream)) => r,
-                _ = shutdown.wait_for(|stop| *stop) => {
+                _ = shutdown.wait_for(|stop| *stop), if idle => {
                     // Between commands nothing is in flight: tell the client and go.
                     self.send(&reply::shutting_down(&self.st.server.hostname));
                     return End::Shutdown;
@@ -192,22 +194,27 @@ where
     /// Handles one command line.
     async fn command(&mut self, range: std::ops::Range<usize>) -> Flow {
         let line = self.input.bytes(range);
+        // A BDAT line that cannot be read is followed by a chunk that must not be taken for
+        // commands: any error in it closes the session.
+        let bdat_line = line.len() >= 4
+            && line[..4].eq_ignore_ascii_case(b"BDAT")
+            && line.get(4).is_none_or(|b| b.is_ascii_whitespace());
         if line.contains(&0) {
-            return self.error_reply(reply::syntax_error()).await;
+            return self.refuse_line(reply::syntax_error(), bdat_line).await;
         }
         let Ok(text) = std::str::from_utf8(line) else {
-            return self.error_reply(reply::syntax_error()).await;
+            return self.refuse_line(reply::syntax_error(), bdat_line).await;
         };
         let (word, args) = text.split_once(' ').unwrap_or((text, ""));
         let Some(verb) = Verb::parse(word) else {
-            return self.error_reply(reply::syntax_error()).await;
+            return self.refuse_line(reply::syntax_error(), bdat_line).await;
         };
         let limit = match verb.as_str() {
             "MAIL" | "RCPT" => MAX_PARAMETER_COMMAND,
             _ => MAX_COMMAND,
         };
         if text.len() > limit {
-            return self.error_reply(reply::line_too_long()).await;
+            return self.refuse_line(reply::line_too_long(), bdat_line).await;
         }
         // A BDAT chunk follows its command whatever the reply, so its size is read before any
         // sink runs; when it cannot be read the stream can no longer be followed.
@@ -286,6 +293,15 @@ where
         Flow::Next
     }
 
+    /// Refuses a command line; a refused BDAT line closes the session (see `command`).
+    async fn refuse_line(&mut self, reply: Reply, bdat_line: bool) -> Flow {
+        if bdat_line {
+            self.send(&reply);
+            return Flow::Close(End::Desync);
+        }
+        self.error_reply(reply).await
+    }
+
     /// Sends an error reply and counts it; past the limit the session closes.
     pub(crate) async fn error_reply(&mut self, reply: Reply) -> Flow {
         self.send(&reply);
@@ -306,10 +322,18 @@ where
         reply.write_to(&mut self.out, self.st.info.esmtp);
     }
 
+    /// Writes the pending replies. A client that does not read its replies is given the
+    /// command timeout, like one that does not send.
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await?;
+            let timeout = self.st.server.config.limits.command_timeout;
+            let write = async {
+                self.stream.write_all(&self.out).await?;
+                self.stream.flush().await
+            };
+            tokio::time::timeout(timeout, write).await.map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read replies")
+            })??;
             self.out.clear();
         }
         Ok(())
@@ -318,7 +342,8 @@ where
     /// Flushes what is left and raises session-end.
     async fn finish(&mut self, end: &End) {
         let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        let timeout = self.st.server.config.limits.command_timeout;
+        let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;
         let mut ctx = self.st.context(Event::SessionEnd, None);
         self.st.snapshot.dispatch(&mut ctx, &mut NoDefault).await;
         debug!(session = self.st.info.id, end = ?end, "session-end raised");

@@ -114,11 +114,9 @@ impl Transport {
         }
         // Routed means every recipient still to deliver has its next hop; one a sink deferred
         // before the router ran is routed again on the next pass.
-        let all_hops = ctx
-            .message
-            .recipients
-            .iter()
-            .all(|r| r.status.is_final() || r.next_hop.is_some());
+        let all_hops = ctx.message.recipients.iter().all(|r| {
+            r.status.is_final() || (r.status == RecipientStatus::Pending && r.next_hop.is_some())
+        });
         if all_hops {
             Arc::make_mut(&mut ctx.message).properties.set(ROUTED, true);
         }
@@ -189,13 +187,28 @@ impl Transport {
         let mut changed = false;
         let mut i = 0;
         while i < ctx.message.recipients.len() {
-            if ctx.message.recipients[i].status.is_final() {
+            // Only recipients still pending: one deferred at categorize is not routed (and so
+            // the message is not marked routed) until a later pass resolves it.
+            if ctx.message.recipients[i].status != RecipientStatus::Pending {
                 i += 1;
                 continue;
             }
             ctx.recipient = Some(i);
+            let count = ctx.message.recipients.len();
+            let address = ctx.message.recipients[i].address.clone();
             let d = snapshot.dispatch(ctx, default).await;
             changed |= d.sink_changes;
+            let removed = ctx.message.recipients.len() < count
+                && ctx
+                    .message
+                    .recipients
+                    .get(i)
+                    .is_none_or(|r| r.address != address);
+            if removed {
+                // A sink removed this recipient (a list it expanded, say): the next one now
+                // stands at `i`.
+                continue;
+            }
             self.verdict(ctx, &d, Some(i));
             i += 1;
         }
