@@ -239,7 +239,10 @@ async fn call(bound: &Bound, ctx: &Context) -> Result<Outcome, Failure> {
                 Some(guard) => guard,
                 None => {
                     let pick = ctx.session.as_ref().map_or(0, |s| s.id as usize) % pool.len();
-                    pool[pick].lock().await
+                    // Waiting for the instance counts against the binding's timeout too.
+                    tokio::time::timeout(timeout, pool[pick].lock())
+                        .await
+                        .map_err(|_| Failure::Timeout(timeout))?
                 }
             };
             call_instance(&guard, ctx, timeout).await

@@ -181,8 +181,11 @@ where
         let host = self.st.server.hostname.clone();
         let mut greeting = Greeting(host);
         let d = self.st.snapshot.dispatch(&mut ctx, &mut greeting).await;
+        // A sink that lets the session in without wording a greeting (a bare consume gives
+        // 250) gets the server's own: a greeting is 220.
         let reply = d
             .reply
+            .filter(|r| r.code == 220 || !r.is_positive())
             .unwrap_or_else(|| reply::greeting(&self.st.server.hostname));
         self.send(&reply);
         if d.disconnect || reply.code != 220 {

@@ -82,12 +82,18 @@ impl Transport {
                 m = inbox.recv() => match m { Some(m) => m, None => break },
                 _ = shutdown.wait_for(|stop| *stop) => break,
             };
+            // A message whose pass can start now keeps its content in memory; past the
+            // concurrency limit only its id waits, and the content is read back from the queue
+            // when its turn comes, so a backlog costs no message content in memory.
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                if let Some(id) = msg.id {
+                    self.clone().schedule(id, 0, permits.clone());
+                }
+                continue;
+            };
             let this = self.clone();
             let permits = permits.clone();
             tokio::spawn(async move {
-                let Ok(permit) = permits.acquire().await else {
-                    return;
-                };
                 let id = msg.id;
                 let pass = this.pass(msg).await;
                 drop(permit);
@@ -96,6 +102,10 @@ impl Transport {
                 }
             });
         }
+        // Passes in flight finish (within the grace period) before the queue is closed, so
+        // what they delivered is marked done and not delivered again at the next start.
+        let grace = self.config.limits.shutdown_grace;
+        let _ = tokio::time::timeout(grace, permits.acquire_many(CONCURRENCY as u32)).await;
     }
 
     /// Runs a queued message again at `at_ms` (now if in the past), loading it from the queue,
