@@ -31,6 +31,14 @@ pub use fate::Fate;
 pub use properties::{MessageInfo, Properties, PropertyBag, Value};
 pub use queue_id::{QueueId, QueueIdGenerator};
 
+/// The time now in Unix milliseconds: the unit of [`MessageInfo::arrival_ms`], of queue ids
+/// and of the queue's retry times.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// One message: envelope, properties, content and fate.
 #[derive(Debug, Clone, Default)]
 pub struct MailMsg {

@@ -114,10 +114,7 @@ impl QueueIdGenerator {
 
     /// The next id.
     pub fn next_id(&self) -> QueueId {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-            & 0xFFFF_FFFF_FFFF;
+        let millis = crate::now_ms() & 0xFFFF_FFFF_FFFF;
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
         QueueId((u128::from(millis) << 80) | (u128::from(self.node) << 64) | u128::from(seq))
     }

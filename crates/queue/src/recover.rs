@@ -122,21 +122,9 @@ mod tests {
     use super::*;
     use crate::envelope::Envelope;
     use crate::record::{Frame, HEADER_LEN, end_marker};
+    use crate::scan::tests::message;
     use crate::state::QueueState;
-    use bytes::Bytes;
     use postern_mailmsg::QueueId;
-
-    fn message(id: u128) -> Frame {
-        let content = Bytes::from(format!("Subject: {id}\r\n\r\nbody {id}\r\n"));
-        payload::message(
-            QueueId::from_u128(id),
-            Envelope::default(),
-            QueueState::Queued,
-            &content,
-        )
-        .unwrap()
-        .0
-    }
 
     /// The octets of segment `segment` holding `batches` as the writer leaves them: each batch's
     /// records carry their offset within it, and an End marker follows the last batch. Returns

@@ -180,7 +180,7 @@ fn find_magic(bytes: &[u8], mut at: usize) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::envelope::Envelope;
     use crate::payload;
@@ -189,7 +189,8 @@ mod tests {
     use bytes::Bytes;
     use postern_mailmsg::QueueId;
 
-    fn message(id: u128) -> Frame {
+    /// A small Message record, for tests here and in `recover`.
+    pub(crate) fn message(id: u128) -> Frame {
         let content = Bytes::from(format!("Subject: {id}\r\n\r\nbody {id}\r\n"));
         payload::message(
             QueueId::from_u128(id),

@@ -208,6 +208,14 @@ impl Snapshot {
         self.chains.get(event).unwrap_or(&self.unknown_verb)
     }
 
+    /// Whether any binding (beyond the default sink) would be called for `event`: a caller
+    /// may skip preparing a context for an event nobody listens to.
+    pub fn is_bound(&self, event: &Event) -> bool {
+        self.chain(event)
+            .iter()
+            .any(|e| matches!(e, Entry::Bound(_)))
+    }
+
     /// Every enabled binding, in registration order.
     pub fn bound(&self) -> &[Arc<Bound>] {
         &self.bound

@@ -105,7 +105,7 @@ where
     /// Raises end-of-data for a complete message and queues it.
     pub(crate) async fn end_of_data(&mut self, id: QueueId, body: Vec<u8>) -> Flow {
         let st = &mut self.st;
-        let now_ms = State::now_ms();
+        let now_ms = postern_mailmsg::now_ms();
         let mut msg: MailMsg = (*st.msg).clone();
         msg.id = Some(id);
         let trace = received::value(&msg, &st.info, &st.server.hostname, (now_ms / 1000) as i64);

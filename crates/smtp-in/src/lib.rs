@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - `listener`: accepting connections, connection limits, graceful shutdown.
-//! - `session`: the session state machine: read, dispatch, reply; staged changes.
+//! - `session`: the session state machine: read, dispatch, reply.
+//! - `state`: the session's state apart from its stream; staged changes take effect there.
 //! - `input`: the bounded input buffer; `dot`: the DATA decoder (dot-stuffing, smuggling).
 //! - `defaults`: the default sink of each `inbound:VERB` event, one module per verb:
 //!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …).
@@ -32,6 +33,7 @@ mod rcpt;
 mod received;
 mod reply;
 pub mod session;
+mod state;
 
 use std::sync::Arc;
 

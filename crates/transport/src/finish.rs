@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use postern_mailmsg::{Fate, MailMsg, RecipientStatus, Value};
+use postern_mailmsg::{Fate, MailMsg, RecipientStatus, Value, now_ms};
 use postern_queue::QueueState;
 use postern_sink_api::{Context, Event};
 use postern_sink_host::{NoDefault, Snapshot};
@@ -129,6 +129,10 @@ impl Transport {
     /// Raises `track` for a change of the message's state (delivered, bounced, deferred); the
     /// transport's own log lines record the state, so the event has no default sink.
     pub(crate) async fn track(&self, snapshot: &Snapshot, msg: &MailMsg, state: &str) {
+        if !snapshot.is_bound(&Event::Track) {
+            // Nothing listens: no copy of the message to make.
+            return;
+        }
         let mut ctx = Context::new(Event::Track, self.host.server_props.clone());
         let mut copy = msg.clone();
         copy.properties.set("track.state", state);
@@ -148,10 +152,4 @@ fn write_file(folder: &Path, path: &Path, content: &[u8]) -> std::io::Result<()>
 
 pub(crate) fn id_of(msg: &MailMsg) -> String {
     msg.id.map(|i| i.to_string()).unwrap_or_default()
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

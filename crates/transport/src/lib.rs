@@ -112,7 +112,7 @@ impl Transport {
     /// and keeps rescheduling it while it is deferred.
     fn schedule(self: Arc<Self>, id: QueueId, at_ms: u64, permits: Arc<Semaphore>) {
         tokio::spawn(async move {
-            let wait = at_ms.saturating_sub(finish::now_ms());
+            let wait = at_ms.saturating_sub(postern_mailmsg::now_ms());
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }

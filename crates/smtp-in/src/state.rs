@@ -1,0 +1,103 @@
+//! The session's state apart from its stream: who the client is, the transaction so far, the
+//! registry snapshot it runs on, and how staged changes take effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_mailmsg::{MailMsg, PropertyBag};
+use postern_sink_api::{Command, Context, Event, SessionInfo};
+use postern_sink_host::Snapshot;
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::Server;
+use crate::defaults::Staged;
+
+/// A session's state apart from its stream.
+pub(crate) struct State {
+    pub(crate) server: Arc<Server>,
+    pub(crate) snapshot: Arc<Snapshot>,
+    pub(crate) info: Arc<SessionInfo>,
+    pub(crate) props: PropertyBag,
+    /// The transaction so far: sender, recipients (no content until the end of data).
+    pub(crate) msg: Arc<MailMsg>,
+    /// BDAT chunks received so far in this transaction.
+    pub(crate) chunks: Option<Chunks>,
+    pub(crate) errors: u32,
+    /// The transaction's size limit when a max-size sink lifted the configured one.
+    pub(crate) size_limit: Option<u64>,
+}
+
+/// A BDAT transfer in progress.
+pub(crate) struct Chunks {
+    pub(crate) content: Vec<u8>,
+    pub(crate) seen: u64,
+}
+
+impl State {
+    /// A context for an event of this session.
+    pub(crate) fn context(&self, event: Event, command: Option<Arc<Command>>) -> Context {
+        Context {
+            event,
+            command,
+            session: Some(self.info.clone()),
+            reply: None,
+            message: self.msg.clone(),
+            recipient: None,
+            server: self.server.host.server_props.clone(),
+            session_props: Some(self.props.clone()),
+            ehlo_keywords: Vec::new(),
+        }
+    }
+
+    /// Carries out a staged change after a positive reply.
+    pub(crate) fn apply(&mut self, staged: Staged) {
+        match staged {
+            Staged::Nothing | Staged::Quit | Staged::Data(_) | Staged::Bdat => {}
+            Staged::Helo { name, esmtp } => {
+                let info = Arc::make_mut(&mut self.info);
+                info.helo = Some(name);
+                info.esmtp = esmtp;
+                self.reset();
+            }
+            Staged::Mail(sender, limit) => {
+                Arc::make_mut(&mut self.msg).sender = Some(sender);
+                self.size_limit = limit;
+            }
+            Staged::Oversize(_) => {}
+            Staged::Rcpt(recipient) => {
+                Arc::make_mut(&mut self.msg).add_recipient(recipient);
+            }
+            Staged::Reset => self.reset(),
+        }
+    }
+
+    /// Ends the transaction (RSET, a new EHLO, after a message).
+    pub(crate) fn reset(&mut self) {
+        self.msg = Arc::new(MailMsg::default());
+        self.chunks = None;
+        self.size_limit = None;
+    }
+
+    /// The size limit of the current transaction: the configured one, unless a max-size sink
+    /// lifted it for a declared size.
+    pub(crate) fn size_limit(&self) -> u64 {
+        self.size_limit
+            .unwrap_or(self.server.config.limits.max_message_size)
+    }
+}
+
+/// Logs a refused message once, where the decision is made.
+pub(crate) fn log_refused(st: &State, why: &str) {
+    warn!(session = st.info.id, remote = %st.info.remote, "message refused: {why}");
+}
+
+/// How long to wait at most for a whole DATA or BDAT transfer.
+pub(crate) fn data_deadline(st: &State) -> Instant {
+    Instant::now()
+        + st.server
+            .config
+            .limits
+            .data_timeout
+            .max(Duration::from_secs(1))
+}
