@@ -91,6 +91,7 @@ mod error;
 mod locate;
 mod model;
 mod names;
+mod outbound;
 mod parse;
 mod raw;
 mod units;
@@ -101,8 +102,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::{
-    Config, DomainPattern, Limits, Listener, LocalDomain, Log, LogFormat, Overrides, Route, Source,
-    Users,
+    Config, Delivery, Dns, DomainPattern, Limits, Listener, LocalDomain, Log, LogFormat, Overrides,
+    Route, RouteTls, Source, Users,
 };
 
 /// The embedded default configuration, a commented TOML file; `postern serve` runs on it when
@@ -152,6 +153,8 @@ fn built_in_default() -> Config {
         routes: Vec::new(),
         limits: Limits::default(),
         log: Log::default(),
+        dns: Dns::default(),
+        delivery: Delivery::default(),
         source: Source::Embedded,
     }
 }

@@ -31,6 +31,10 @@ pub struct Config {
     pub bindings_file: PathBuf,
     /// Logging.
     pub log: Log,
+    /// The DNS resolver (delivery, and any sink that looks names up).
+    pub dns: Dns,
+    /// Remote delivery and retries.
+    pub delivery: Delivery,
     /// Where this configuration came from.
     pub source: Source,
 }
@@ -137,6 +141,61 @@ pub struct Route {
     pub host: String,
     /// The smarthost's port (25 unless given).
     pub port: u16,
+    /// Whether STARTTLS is required (with certificate verification) or used when offered.
+    pub tls: RouteTls,
+    /// PEM certificates trusted for this route besides the system's roots (`ca_file`).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The TLS policy of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouteTls {
+    /// STARTTLS when the next hop offers it, without verifying its certificate (RFC 7435); the
+    /// message goes in clear text when it is not offered or the handshake fails.
+    #[default]
+    Opportunistic,
+    /// STARTTLS must succeed and the certificate must verify for the smarthost's name;
+    /// otherwise the message is deferred.
+    Required,
+}
+
+/// `[dns]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dns {
+    /// Name servers to ask; empty means the system's resolver configuration.
+    pub servers: Vec<SocketAddr>,
+}
+
+/// `[delivery]`: remote delivery, retries and DSNs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The port of MX and address hosts (25; tests use another).
+    pub smtp_port: u16,
+    /// Waits between attempts; the last one repeats. Never empty.
+    pub retry_intervals: Vec<Duration>,
+    /// How long a recipient is retried before it fails with a DSN.
+    pub max_age: Duration,
+    /// When a delay DSN is sent (once); `None` sends none.
+    pub delay_warning: Option<Duration>,
+    /// Most connections open at once to one host.
+    pub connections_per_host: usize,
+    /// How long an idle connection is kept for the next message to the same host; zero closes
+    /// it after each message.
+    pub idle_connection_time: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Delivery {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        Delivery {
+            smtp_port: 25,
+            retry_intervals: vec![minutes(5), minutes(10), minutes(20), minutes(40), minutes(60)],
+            max_age: Duration::from_secs(5 * 24 * 3600),
+            delay_warning: Some(Duration::from_secs(4 * 3600)),
+            connections_per_host: 10,
+            idle_connection_time: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Protocol and resource limits.

@@ -24,6 +24,27 @@ pub(crate) struct RawConfig {
     pub(crate) limits: RawLimits,
     pub(crate) bindings: RawBindings,
     pub(crate) log: RawLog,
+    pub(crate) dns: RawDns,
+    pub(crate) delivery: RawDelivery,
+}
+
+/// `[dns]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawDns {
+    pub(crate) servers: Vec<Spanned<String>>,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawDelivery {
+    pub(crate) smtp_port: Option<Spanned<i64>>,
+    pub(crate) retry_intervals: Option<Spanned<Vec<Spanned<Amount>>>>,
+    pub(crate) max_age: Option<Spanned<Amount>>,
+    pub(crate) delay_warning: Option<Spanned<Amount>>,
+    pub(crate) connections_per_host: Option<Spanned<i64>>,
+    pub(crate) idle_connection_time: Option<Spanned<Amount>>,
 }
 
 /// `[[listener]]`.
@@ -65,6 +86,10 @@ pub(crate) struct RawRelay {
 pub(crate) struct RawRoute {
     pub(crate) domain: Spanned<String>,
     pub(crate) smarthost: Spanned<String>,
+    #[serde(default)]
+    pub(crate) tls: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) ca_file: Option<Spanned<String>>,
 }
 
 /// `[limits]`; counts are read as any integer so that a negative one is reported with the

@@ -12,7 +12,7 @@ pub(crate) enum Amount {
     Text(String),
 }
 
-/// Interprets a duration: an integer of seconds, or digits followed by `ms`, `s`, `m` or `h`.
+/// Interprets a duration: an integer of seconds, or digits followed by `ms`, `s`, `m`, `h` or `d`.
 pub(crate) fn duration(amount: &Amount) -> Result<Duration, String> {
     match amount {
         Amount::Integer(seconds) => u64::try_from(*seconds)
@@ -27,7 +27,7 @@ fn duration_text(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_number(text);
     if number.is_empty() {
         return Err(invalid(
-            "expected a whole number followed by ms, s, m or h, such as \"30s\"",
+            "expected a whole number followed by ms, s, m, h or d, such as \"30s\"",
         ));
     }
     let n: u64 = number.parse().map_err(|_| invalid("number too large"))?;
@@ -36,6 +36,7 @@ fn duration_text(text: &str) -> Result<Duration, String> {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
+        "d" => 86_400,
         "" => {
             return Err(invalid(
                 "missing unit: write for example \"30s\", or an integer of seconds without quotes",
@@ -43,7 +44,7 @@ fn duration_text(text: &str) -> Result<Duration, String> {
         }
         other => {
             return Err(invalid(&format!(
-                "unknown unit `{other}` (use ms, s, m or h)"
+                "unknown unit `{other}` (use ms, s, m, h or d)"
             )));
         }
     };
@@ -127,7 +128,8 @@ mod tests {
             ("negative integer", Amount::Integer(-1), None),
             ("no unit", text("30"), None),
             ("unknown unit", text("5 minutes"), None),
-            ("days are not a unit", text("1d"), None),
+            ("days", text("5d"), Some(Duration::from_secs(5 * 86_400))),
+            ("weeks are not a unit", text("1w"), None),
             ("no number", text("ms"), None),
             ("fraction", text("1.5s"), None),
             ("empty", text(""), None),

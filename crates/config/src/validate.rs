@@ -58,6 +58,8 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
     let limits = limits(raw.limits, problems);
     let bindings_file = data_dir.join(bindings_file(raw.bindings, problems));
     let log = log(raw.log, problems);
+    let dns = crate::outbound::dns(raw.dns, problems);
+    let delivery = crate::outbound::delivery(raw.delivery, problems);
     Config {
         hostname,
         data_dir,
@@ -68,6 +70,8 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
         limits,
         bindings_file,
         log,
+        dns,
+        delivery,
         source,
     }
 }
@@ -201,6 +205,8 @@ fn routes(
         let smarthost = names::smarthost(route.smarthost.get_ref()).map_err(|why| {
             problems.at(route.smarthost.span(), format!("route[{i}].smarthost"), why)
         });
+        let tls = crate::outbound::route_tls(route.tls, format!("route[{i}].tls"), problems);
+        let ca_file = route.ca_file.map(|f| PathBuf::from(f.into_inner()));
         let (Ok(domain), Ok((host, port))) = (pattern, smarthost) else {
             continue;
         };
@@ -223,7 +229,16 @@ fn routes(
             );
             continue;
         }
-        routes.push((Route { domain, host, port }, span.start));
+        routes.push((
+            Route {
+                domain,
+                host,
+                port,
+                tls,
+                ca_file,
+            },
+            span.start,
+        ));
     }
     routes.into_iter().map(|(route, _)| route).collect()
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_config::{
-    Config, DomainPattern, EMBEDDED, Limits, Listener, LocalDomain, Log, LogFormat, Overrides,
-    Route, Source, Users,
+    Config, Delivery, Dns, DomainPattern, EMBEDDED, Limits, Listener, LocalDomain, Log, LogFormat,
+    Overrides, Route, RouteTls, Source, Users,
 };
 
 const FULL: &str = r#"
@@ -45,6 +45,19 @@ smarthost = "[2001:db8::25]:2525"
 [[route]]
 domain = "*.eu.example.org"
 smarthost = "eu-relay.example.net"
+tls = "required"
+ca_file = "relay-ca.pem"
+
+[dns]
+servers = ["127.0.0.1:5353", "::1"]
+
+[delivery]
+smtp_port = 2526
+retry_intervals = ["30s", "2m", 600]
+max_age = "2d"
+delay_warning = "0"
+connections_per_host = 4
+idle_connection_time = "0s"
 
 [limits]
 max_message_size = "10M"
@@ -73,6 +86,8 @@ fn route(domain: DomainPattern, host: &str, port: u16) -> Route {
         domain,
         host: host.to_owned(),
         port,
+        tls: RouteTls::Opportunistic,
+        ca_file: None,
     }
 }
 
@@ -112,11 +127,15 @@ fn full_example_parses_to_the_expected_values() {
                 "2001:db8::25",
                 2525,
             ),
-            route(
-                DomainPattern::Subdomains("eu.example.org".into()),
-                "eu-relay.example.net",
-                25,
-            ),
+            Route {
+                tls: RouteTls::Required,
+                ca_file: Some(PathBuf::from("relay-ca.pem")),
+                ..route(
+                    DomainPattern::Subdomains("eu.example.org".into()),
+                    "eu-relay.example.net",
+                    25,
+                )
+            },
         ],
         limits: Limits {
             max_message_size: 10 << 20,
@@ -132,6 +151,24 @@ fn full_example_parses_to_the_expected_values() {
         log: Log {
             format: LogFormat::Json,
             level: "postern_smtp_in=debug,info".to_owned(),
+        },
+        dns: Dns {
+            servers: vec![
+                "127.0.0.1:5353".parse().expect("address"),
+                "[::1]:53".parse().expect("address"),
+            ],
+        },
+        delivery: Delivery {
+            smtp_port: 2526,
+            retry_intervals: vec![
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+                Duration::from_secs(600),
+            ],
+            max_age: Duration::from_secs(2 * 86_400),
+            delay_warning: None,
+            connections_per_host: 4,
+            idle_connection_time: Duration::ZERO,
         },
         source: Source::File(PathBuf::from("postern.toml")),
     };

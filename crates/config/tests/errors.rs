@@ -285,6 +285,36 @@ const CASES: &[Case] = &[
         "[bindings]\nfile = \"\"\n",
         (2, 8, "bindings.file", "must not be empty"),
     ),
+    case(
+        "dns server not an address",
+        "[dns]\nservers = [\"ns.example\"]\n",
+        (2, 12, "dns.servers[0]", "invalid DNS server"),
+    ),
+    case(
+        "smtp port out of range",
+        "[delivery]\nsmtp_port = 70000\n",
+        (2, 13, "delivery.smtp_port", "invalid port"),
+    ),
+    case(
+        "retry interval without unit",
+        "[delivery]\nretry_intervals = [\"5m\", \"10\"]\n",
+        (2, 26, "delivery.retry_intervals[1]", "missing unit"),
+    ),
+    case(
+        "no retry interval",
+        "[delivery]\nretry_intervals = []\n",
+        (2, 19, "delivery.retry_intervals", "at least one"),
+    ),
+    case(
+        "zero max age",
+        "[delivery]\nmax_age = \"0s\"\n",
+        (2, 11, "delivery.max_age", "greater than zero"),
+    ),
+    case(
+        "route tls policy unknown",
+        "[[route]]\ndomain = \"*\"\nsmarthost = \"relay.example\"\ntls = \"always\"\n",
+        (4, 7, "route[0].tls", "\"opportunistic\" or \"required\""),
+    ),
     alone(
         "no listener at all",
         "[[domain]]\nname = \"localhost\"\nusers = \"*\"\n",

@@ -20,6 +20,17 @@ pub struct Command {
 }
 
 impl Command {
+    /// Splits a command line into verb and arguments; `None` when it does not start with a verb.
+    pub fn parse(line: &str) -> Option<Self> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        let (word, args) = line.split_once(' ').unwrap_or((line, ""));
+        Some(Self {
+            verb: Verb::parse(word)?,
+            args: args.to_owned(),
+            line: line.to_owned(),
+        })
+    }
+
     /// The path of `MAIL FROM:<…>` or `RCPT TO:<…>`, without brackets, if the arguments carry one.
     pub fn path(&self) -> Option<&str> {
         let open = self.args.find('<')?;
@@ -49,6 +60,22 @@ pub struct SessionInfo {
     pub may_relay: bool,
 }
 
+/// The remote side of an outbound delivery, for the `dns-resolve`, `outbound:*` and `response`
+/// events.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Peer {
+    /// The next hop being delivered to (`mx:example.org`, `smtp:relay.example:25`).
+    pub next_hop: String,
+    /// The host connected to (a name from the host list, or an address), once connected.
+    pub host: Option<String>,
+    /// The address connected to, once connected.
+    pub address: Option<SocketAddr>,
+    /// Whether the connection is encrypted.
+    pub tls: bool,
+    /// The remote's EHLO keywords (upper case), once it answered EHLO.
+    pub extensions: Vec<String>,
+}
+
 /// What a sink sees when it is called. Built once per event; the host updates `reply` and
 /// `message` between sinks as changes are applied, so each sink sees what the earlier ones did.
 #[derive(Debug, Clone)]
@@ -74,6 +101,13 @@ pub struct Context {
     pub session_props: Option<PropertyBag>,
     /// EHLO keywords added by sinks that ran before the default EHLO sink built its reply.
     pub ehlo_keywords: Vec<String>,
+    /// The remote side, for outbound events (`dns-resolve`, `outbound:*`, `response`).
+    pub peer: Option<Arc<Peer>>,
+    /// At `dns-resolve`: the hosts to try, in order (`HOST` or `HOST:PORT`, a name or an
+    /// address); `None` until a sink or the default lookup supplied them.
+    pub hosts: Option<Vec<String>>,
+    /// At `outbound:*`: commands sinks asked to send after the command of the event.
+    pub added_commands: Vec<String>,
 }
 
 impl Context {
@@ -89,6 +123,9 @@ impl Context {
             server,
             session_props: None,
             ehlo_keywords: Vec::new(),
+            peer: None,
+            hosts: None,
+            added_commands: Vec::new(),
         }
     }
 

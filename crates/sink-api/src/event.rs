@@ -48,6 +48,56 @@ pub enum EventKind {
     Protocol,
     /// Raised by the transport; the outcome decides the message's way.
     Transport,
+    /// Raised by the outbound SMTP client for a command about to be sent or a reply received;
+    /// like a protocol event, the outcome decides a reply (the one Postern acts on).
+    Outbound,
+}
+
+/// The step of an outbound SMTP session a command belongs to (the original's outbound events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboundStep {
+    /// EHLO (or HELO) is about to be sent (OnSessionStart).
+    SessionStart,
+    /// MAIL FROM is about to be sent (OnMessageStart).
+    MessageStart,
+    /// RCPT TO is about to be sent for one recipient (OnPerRecipient).
+    PerRecipient,
+    /// DATA or BDAT is about to be sent (OnBeforeData).
+    BeforeData,
+    /// QUIT is about to be sent (OnSessionEnd).
+    SessionEnd,
+}
+
+impl OutboundStep {
+    /// Every step, in session order.
+    pub const ALL: [OutboundStep; 5] = [
+        Self::SessionStart,
+        Self::MessageStart,
+        Self::PerRecipient,
+        Self::BeforeData,
+        Self::SessionEnd,
+    ];
+
+    /// The name after `outbound:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SessionStart => "session-start",
+            Self::MessageStart => "message-start",
+            Self::PerRecipient => "per-recipient",
+            Self::BeforeData => "before-data",
+            Self::SessionEnd => "session-end",
+        }
+    }
+
+    fn original(self) -> &'static str {
+        match self {
+            Self::SessionStart => "onsessionstart",
+            Self::MessageStart => "onmessagestart",
+            Self::PerRecipient => "onperrecipient",
+            Self::BeforeData => "onbeforedata",
+            Self::SessionEnd => "onsessionend",
+        }
+    }
 }
 
 /// An event a binding can name.
@@ -79,6 +129,13 @@ pub enum Event {
     /// A message's delivery state changes: delivered, bounced (some recipients failed) or
     /// deferred. The message the sinks see carries the state in property `track.state`.
     Track,
+    /// The hosts of a remote next hop are looked up (DnsResolver).
+    DnsResolve,
+    /// A command is about to be sent to a remote server.
+    Outbound(OutboundStep),
+    /// A reply was received from a remote server (OnServerResponse); the command it answers is
+    /// the context's command, and the recipient of a RCPT reply its current recipient.
+    Response,
 }
 
 /// An event name that is not known.
@@ -105,6 +162,16 @@ impl Event {
         ("store", "StoreDriver"),
         ("max-size", "MaxMsgSize"),
         ("track", "MsgTrackLog"),
+        ("dns-resolve", "DnsResolver"),
+        ("outbound:session-start", "OnSessionStart (before EHLO is sent)"),
+        ("outbound:message-start", "OnMessageStart (before MAIL FROM is sent)"),
+        (
+            "outbound:per-recipient",
+            "OnPerRecipient (before each RCPT TO is sent)",
+        ),
+        ("outbound:before-data", "OnBeforeData (before DATA or BDAT is sent)"),
+        ("outbound:session-end", "OnSessionEnd (before QUIT is sent)"),
+        ("response", "OnServerResponse (each reply of a remote server)"),
     ];
 
     /// Parses an event name or an original alias, case-insensitively.
@@ -119,6 +186,16 @@ impl Event {
                 .map(|v| Self::Inbound(Some(v)))
                 .ok_or_else(unknown);
         }
+        if let Some(step) = lower.strip_prefix("outbound:") {
+            return OutboundStep::ALL
+                .into_iter()
+                .find(|s| s.as_str() == step)
+                .map(Self::Outbound)
+                .ok_or_else(unknown);
+        }
+        if let Some(step) = OutboundStep::ALL.into_iter().find(|s| s.original() == lower) {
+            return Ok(Self::Outbound(step));
+        }
         Ok(match lower.as_str() {
             "session-start" | "onconnect" => Self::SessionStart,
             "oninboundcommand" | "inbound" => Self::Inbound(None),
@@ -132,6 +209,8 @@ impl Event {
             "store" | "storedriver" => Self::Store,
             "max-size" | "maxmsgsize" => Self::MaxSize,
             "track" | "msgtracklog" => Self::Track,
+            "dns-resolve" | "dnsresolver" => Self::DnsResolve,
+            "response" | "onserverresponse" => Self::Response,
             _ => return Err(unknown()),
         })
     }
@@ -152,6 +231,9 @@ impl Event {
             Self::Store => "store",
             Self::MaxSize => "max-size",
             Self::Track => "track",
+            Self::DnsResolve => "dns-resolve",
+            Self::Outbound(step) => return Cow::Owned(format!("outbound:{}", step.as_str())),
+            Self::Response => "response",
         })
     }
 
@@ -164,6 +246,7 @@ impl Event {
             | Self::EndOfData
             | Self::SessionEnd
             | Self::MaxSize => EventKind::Protocol,
+            Self::Outbound(_) | Self::Response => EventKind::Outbound,
             _ => EventKind::Transport,
         }
     }
@@ -191,6 +274,11 @@ mod tests {
             ("StoreDriver", "store"),
             ("MsgTrackLog", "track"),
             ("MaxMsgSize", "max-size"),
+            ("DnsResolver", "dns-resolve"),
+            ("OnServerResponse", "response"),
+            ("OnMessageStart", "outbound:message-start"),
+            ("outbound:Per-Recipient", "outbound:per-recipient"),
+            ("OnSessionEnd", "outbound:session-end"),
         ];
         for (input, want) in cases {
             assert_eq!(
@@ -205,5 +293,6 @@ mod tests {
         assert!(Event::parse("on-nothing").is_err());
         assert!(Event::parse("inbound:MA IL").is_err());
         assert!(Event::parse("inbound:").is_err());
+        assert!(Event::parse("outbound:mail").is_err());
     }
 }

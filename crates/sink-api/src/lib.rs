@@ -24,8 +24,8 @@ pub mod outcome;
 pub mod reply;
 pub mod sink;
 
-pub use context::{Command, Context, SessionInfo};
-pub use event::{Event, EventKind, UnknownEvent, Verb};
+pub use context::{Command, Context, Peer, SessionInfo};
+pub use event::{Event, EventKind, OutboundStep, UnknownEvent, Verb};
 pub use outcome::{Change, Outcome, Scope, Verdict};
 pub use reply::{EnhancedCode, Reply};
 pub use sink::{

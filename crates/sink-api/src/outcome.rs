@@ -99,6 +99,13 @@ pub enum Change {
     },
     /// Set the message's fate.
     SetFate(Fate),
+    /// Replace the command about to be sent (`outbound:*` events): a whole command line without
+    /// CRLF.
+    SetCommand(String),
+    /// Send this command line after the command of the event (`outbound:*` events).
+    AddCommand(String),
+    /// Supply the hosts of the next hop (`dns-resolve`): `HOST` or `HOST:PORT`, in order.
+    SetHosts(Vec<String>),
 }
 
 /// A verdict and the changes to apply before acting on it.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use postern_mailmsg::{MailMsg, Recipient, RecipientStatus};
-use postern_sink_api::{Change, Context, Event, Scope};
+use postern_sink_api::{Change, Command, Context, Event, Scope};
 
 /// Applies one change. A change that cannot be made (a header with a bad name, a per-recipient
 /// change outside a per-recipient event) is refused with the reason; the others still apply.
@@ -67,8 +67,37 @@ pub(crate) fn apply(ctx: &mut Context, change: Change) -> Result<(), String> {
             }
         },
         Change::SetFate(fate) => message(ctx).fate = fate,
+        Change::SetCommand(line) => {
+            if !matches!(ctx.event, Event::Outbound(_)) {
+                return Err("a command change outside an outbound event".into());
+            }
+            let command = outbound_line(&line)?;
+            ctx.command = Some(Arc::new(command));
+        }
+        Change::AddCommand(line) => {
+            if !matches!(ctx.event, Event::Outbound(_)) {
+                return Err("a command change outside an outbound event".into());
+            }
+            outbound_line(&line)?;
+            ctx.added_commands.push(line);
+        }
+        Change::SetHosts(hosts) => {
+            if ctx.event != Event::DnsResolve {
+                return Err("a host list outside the dns-resolve event".into());
+            }
+            ctx.hosts = Some(hosts);
+        }
     }
     Ok(())
+}
+
+/// A command line a sink wants sent: one line of at most 512 octets (RFC 5321 §4.5.3.1.4) that
+/// starts with a verb, so a sink cannot smuggle a second command or a CRLF into the session.
+fn outbound_line(line: &str) -> Result<Command, String> {
+    if line.len() > 510 || line.bytes().any(|b| b.is_ascii_control()) {
+        return Err(format!("not one command line: {line:?}"));
+    }
+    Command::parse(line).ok_or_else(|| format!("not a command: {line:?}"))
 }
 
 fn message(ctx: &mut Context) -> &mut MailMsg {

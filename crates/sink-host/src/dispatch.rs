@@ -177,7 +177,8 @@ fn settle(ctx: &mut Context, outcome: Outcome, who: &str, out: &mut Dispatched) 
             Err(reason) => warn!(binding = who, event = %ctx.event, "change refused: {reason}"),
         }
     }
-    let protocol = ctx.event.kind() == EventKind::Protocol;
+    // Outbound events decide a reply too: the one sent for the remote, or the one acted on.
+    let protocol = ctx.event.kind() != EventKind::Transport;
     match outcome.verdict {
         Verdict::Continue => false,
         Verdict::Consume => {

@@ -90,6 +90,13 @@ fn standard_events() -> Vec<Event> {
         "store",
         "max-size",
         "track",
+        "dns-resolve",
+        "outbound:session-start",
+        "outbound:message-start",
+        "outbound:per-recipient",
+        "outbound:before-data",
+        "outbound:session-end",
+        "response",
     ] {
         if let Ok(e) = Event::parse(name) {
             events.push(e);

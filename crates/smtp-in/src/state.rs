@@ -47,6 +47,9 @@ impl State {
             server: self.server.host.server_props.clone(),
             session_props: Some(self.props.clone()),
             ehlo_keywords: Vec::new(),
+            peer: None,
+            hosts: None,
+            added_commands: Vec::new(),
         }
     }
 

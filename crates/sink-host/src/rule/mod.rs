@@ -11,7 +11,7 @@
 //! condition  = [ "!" ] ( keyed / verb-list / "*" )          ; "!" negates
 //! keyed      = key "=" patterns / "SIZE" cmp size
 //! key        = "MAIL FROM" / "MAIL" / "RCPT TO" / "RCPT" / "EHLO" / "HELO" / "REMOTE" / "IP"
-//!            / "AUTH" / "TLS" / "HEADER:" field-name / "VERB" / "COMMAND"
+//!            / "AUTH" / "TLS" / "HEADER:" field-name / "VERB" / "COMMAND" / "REPLY"
 //! patterns   = pattern *( "," pattern )                     ; holds when any pattern matches
 //! cmp        = "=" / "<" / ">" / "<=" / ">="
 //! size       = 1*DIGIT [ "k" / "M" / "G" ]                  ; 1024-based, any case
@@ -30,7 +30,8 @@
 //! | `TLS` | whether the session (else the message) was encrypted | `yes`/`no`/`true`/`false` |
 //! | `SIZE` | the content length, else the size declared with MAIL SIZE= | a size |
 //! | `HEADER:Name` | every field of that name in the content | text |
-//! | `VERB`, `COMMAND`, a bare list | the verb of the inbound command | verbs |
+//! | `VERB`, `COMMAND`, a bare list | the verb of the inbound command (of an outbound event: the command sent) | verbs |
+//! | `REPLY` | the reply about to be sent, or at `response` the remote's reply, as `CODE X.Y.Z text` (first line; no enhanced code when it has none) | text |
 //!
 //! A pattern is compared with its whole subject, ignoring ASCII case; `*` stands for any run of
 //! characters, the empty run included (there is no `?`). So `*` matches anything, `*x` ends
@@ -186,6 +187,7 @@ impl fmt::Display for Condition {
             Test::Tls(yes) => write!(f, "TLS={}", if *yes { "yes" } else { "no" }),
             Test::Size(cmp, size) => write!(f, "SIZE{}{}", cmp.symbol(), Size(*size)),
             Test::Header { name, patterns } => write!(f, "HEADER:{name}={patterns}"),
+            Test::Reply(p) => write!(f, "REPLY={p}"),
             Test::Verb { verbs, bare } => {
                 if !bare {
                     f.write_str("VERB=")?;
@@ -209,6 +211,7 @@ enum Test {
     Auth(Patterns),
     Tls(bool),
     Size(Comparison, u64),
+    Reply(Patterns),
     Header {
         name: Box<str>,
         patterns: Patterns,
@@ -265,6 +268,14 @@ impl Test {
                 };
                 size.is_some_and(|size| cmp.holds(size, *limit))
             }
+            Self::Reply(patterns) => ctx.reply.as_ref().is_some_and(|reply| {
+                let first = reply.lines.first().map_or("", String::as_str);
+                let subject = match reply.enhanced {
+                    Some(e) => format!("{} {e} {first}", reply.code),
+                    None => format!("{} {first}", reply.code),
+                };
+                patterns.matches(subject.trim_end())
+            }),
             Self::Header { name, patterns } => {
                 !message.content.is_empty()
                     && message

@@ -155,6 +155,7 @@ fn keyed(key: &str, comparison: Comparison, value: &str) -> Result<Test, ErrorKi
         Key::RcptTo => Test::RcptTo(Patterns::parse(value, true)?),
         Key::Helo => Test::Helo(Patterns::parse(value, false)?),
         Key::Auth => Test::Auth(Patterns::parse(value, false)?),
+        Key::Reply => Test::Reply(Patterns::parse(value, false)?),
         Key::Remote => Test::Remote(value.split(',').map(network).collect::<Result<_, _>>()?),
         Key::Tls => Test::Tls(boolean(value)?),
         Key::Size => Test::Size(comparison, size(value)?),
@@ -189,6 +190,7 @@ enum Key {
     Size,
     Header,
     Verb,
+    Reply,
 }
 
 impl Key {
@@ -220,6 +222,7 @@ impl Key {
                 "TLS" => Self::Tls,
                 "SIZE" => Self::Size,
                 "VERB" | "COMMAND" => Self::Verb,
+                "REPLY" => Self::Reply,
                 _ => return None,
             },
         })
