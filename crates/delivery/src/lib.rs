@@ -1,7 +1,14 @@
-//! Postern's delivery: store drivers that put a message into local mail storage.
+//! Postern's delivery: store drivers that put a message into local mail storage, and the
+//! outbound SMTP client that hands it to a remote next hop.
 //!
 //! # Layout
 //! - [`maildir`]: the Maildir store driver (the default `store` sink).
+//! - [`dns`]: MX and address lookups (`hickory-resolver`), null MX, implicit MX.
+//! - [`outbound`]: delivery to one next hop: the `dns-resolve` event, hosts and addresses in
+//!   order, pooled connections, STARTTLS policy.
+//! - `pool`: open connections per address, the per-host limit, idle connections kept for reuse.
+//! - [`smtp`]: the client itself: bounded reply reading, the connection, one transaction with
+//!   its `outbound:*` and `response` events.
 //!
 //! # Design
 //! Delivery must be exactly-once across a crash: the queue marks a message done only after its
@@ -12,6 +19,13 @@
 
 #![warn(missing_docs)]
 
+pub mod dns;
 pub mod maildir;
+pub mod outbound;
+mod pool;
+pub mod smtp;
 
+pub use dns::{DnsError, Resolver};
 pub use maildir::{Delivered, Maildir, MaildirError};
+pub use outbound::{HopReport, Outbound};
+pub use smtp::transaction::RcptOutcome;
