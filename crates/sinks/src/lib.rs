@@ -8,6 +8,8 @@
 //! - `log`: log the event and its context.
 //! - `delay`: wait before answering (tarpitting), on the async runtime or a blocking thread.
 //! - `fault`: fail, panic or hang on purpose, to try `on_error` policies and timeouts.
+//! - `command`: replace or add a command the outbound client sends.
+//! - `hosts`: supply the hosts of a next hop at `dns-resolve`.
 //! - `props`: reading typed properties with errors that name the property.
 //!
 //! # Design
@@ -18,9 +20,11 @@
 #![warn(missing_docs)]
 
 mod add_header;
+mod command;
 mod delay;
 mod ehlo_keyword;
 mod fault;
+mod hosts;
 mod log;
 mod props;
 mod reply;
@@ -40,5 +44,7 @@ pub fn all() -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(log::Factory),
         Arc::new(delay::Factory),
         Arc::new(fault::Factory),
+        Arc::new(command::Factory),
+        Arc::new(hosts::Factory),
     ]
 }

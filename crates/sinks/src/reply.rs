@@ -1,5 +1,8 @@
 //! `builtin:reply`: answers a protocol event with a fixed reply and consumes it. With a rule it
-//! is an access list; bound to a verb the server does not know, it is a new SMTP command.
+//! is an access list; bound to a verb the server does not know, it is a new SMTP command. Bound
+//! to `response` it replaces the remote's reply that delivery acts on (`REPLY=5*` with code 451
+//! turns permanent failures into retries); bound to `outbound:*` it answers for the remote, and
+//! the command is not sent.
 //!
 //! Properties: `code` (200–599, required), `enhanced` (`X.Y.Z`, optional), `text` (optional),
 //! `disconnect` (`true` closes the connection after the reply).
@@ -25,7 +28,7 @@ impl SinkFactory for Factory {
     }
 
     fn fits(&self, event: &Event) -> bool {
-        event.kind() == EventKind::Protocol && *event != Event::SessionEnd
+        event.kind() != EventKind::Transport && *event != Event::SessionEnd
     }
 
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
