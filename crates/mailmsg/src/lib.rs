@@ -28,7 +28,7 @@ pub use envelope::{
     Body, DsnNotify, DsnRet, MailParams, RcptParams, Recipient, RecipientStatus, Sender,
 };
 pub use fate::Fate;
-pub use properties::{MessageInfo, Properties, PropertyBag, Value};
+pub use properties::{MessageInfo, Properties, PropertyBag, Value, parse_bool};
 pub use queue_id::{QueueId, QueueIdGenerator};
 
 /// The time now in Unix milliseconds: the unit of [`MessageInfo::arrival_ms`], of queue ids

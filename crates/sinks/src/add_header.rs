@@ -46,6 +46,14 @@ impl SinkFactory for Factory {
         "add-header"
     }
 
+    fn summary(&self) -> &'static str {
+        "adds a header field to the message, with ${...} variables"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["name", "value", "position"])
+    }
+
     fn fits(&self, event: &Event) -> bool {
         // Message-level events only: a per-recipient event would add the field once per
         // recipient, and `track` sees a copy of the message.

@@ -42,3 +42,16 @@ pub fn all() -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(fault::Factory),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_sink_says_what_it_does_and_which_properties_it_reads() {
+        for factory in all() {
+            assert!(!factory.summary().is_empty(), "{}", factory.name());
+            assert!(factory.properties().is_some(), "{}", factory.name());
+        }
+    }
+}
