@@ -4,7 +4,7 @@
 //! to `new/NAME`, removes the `tmp/` name and syncs `new/` — the message is durable in the
 //! mailbox before the queue is told it was delivered.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -171,12 +171,10 @@ fn write_synced(path: &Path, msg: &MailMsg) -> Result<(), MaildirError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), MaildirError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| MaildirError::Io {
-            path: dir.to_owned(),
-            source,
-        })
+    postern_mailmsg::durable::sync_dir(dir).map_err(|source| MaildirError::Io {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]

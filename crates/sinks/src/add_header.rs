@@ -66,7 +66,7 @@ impl SinkFactory for Factory {
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         let p = &spec.properties;
         let name = props::required(p, "name")?;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        if !postern_mailmsg::is_header_name(&name) {
             return Err(SinkError::Config(format!(
                 "property `name`: {name:?} is not a field name"
             )));

@@ -160,7 +160,7 @@ fn keyed(key: &str, comparison: Comparison, value: &str) -> Result<Test, ErrorKi
         Key::Size => Test::Size(comparison, size(value)?),
         Key::Header => {
             let name = key[HEADER.len()..].trim();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+            if !postern_mailmsg::is_header_name(name) {
                 return Err(ErrorKind::BadHeaderName(name.to_owned()));
             }
             Test::Header {
