@@ -12,7 +12,9 @@
 //!
 //! # Design
 //! A built-in sink is a factory that checks its properties once, when the registry loads, and
-//! makes an instance that does no parsing per event. Sinks that answer at once return
+//! makes an instance that does no parsing per event. Each factory declares the property keys it
+//! reads (`SinkFactory::properties`), so that the host refuses a binding with a key the sink
+//! would ignore, and a one-line summary for `postern binding sinks`. Sinks that answer at once return
 //! `Call::Ready`, which costs no allocation.
 
 #![warn(missing_docs)]
