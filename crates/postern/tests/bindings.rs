@@ -283,6 +283,20 @@ fn a_blocking_sink_sleeping_in_one_session_does_not_stall_another() {
             "blocking=true",
         ],
     );
+    // Logs just before the delay starts: the signal that the slow session is in it.
+    bind(
+        d,
+        &[
+            "--event",
+            "inbound:HELO",
+            "--sink",
+            "builtin:log",
+            "--priority",
+            "highest",
+            "--prop",
+            "label=entering-the-delay",
+        ],
+    );
     let server = Postern::start_with_dir(d);
     let addr = server.addr;
     let slow = std::thread::spawn(move || {
@@ -291,7 +305,7 @@ fn a_blocking_sink_sleeping_in_one_session_does_not_stall_another() {
         c.expect("HELO slow.test", 250);
         Instant::now()
     });
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_for_log("entering-the-delay");
     let mut c = server.client();
     assert_eq!(
         c.send_message(
