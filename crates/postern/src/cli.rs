@@ -22,7 +22,7 @@ pub(crate) enum Command {
     /// Register and configure event bindings (like the original smtpreg tool).
     #[command(subcommand)]
     Binding(BindingCommand),
-    /// The configuration file.
+    /// Configuration files: `config default` prints the embedded default to start one from.
     #[command(subcommand)]
     Config(ConfigCommand),
 }
