@@ -35,7 +35,7 @@
 //! smarthost = "relay.example.net:587"  # required: host[:port] or [ip-literal]:port; port 25
 //!
 //! [limits]
-//! max_message_size = "25M"       # octets, or with k/K, M, G (powers of 1024)
+//! max_message_size = "25M"       # octets, or with k, M, G in either case (powers of 1024)
 //! max_recipients = 100           # per transaction
 //! max_errors = 10                # protocol errors before 421 and close
 //! command_timeout = "5m"         # "250ms", "30s", "5m", "1h" or integer seconds
@@ -110,10 +110,22 @@ pub use model::{
 /// no configuration file is given.
 pub const EMBEDDED: &str = include_str!("embedded.toml");
 
-/// Parses a duration as the configuration writes it (`"250ms"`, `"30s"`, `"5m"`, `"1h"`), for
-/// command-line options that take one.
+/// Parses a duration given on the command line: digits and a unit (`250ms`, `30s`, `5m`, `1h`);
+/// the error says how to write one there.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    units::duration(&units::Amount::Text(text.to_owned()))
+    units::duration_option(text)
+}
+
+/// Parses a size: digits, optionally followed by `k`, `M` or `G` in either case (powers of 1024),
+/// as the configuration and binding rules write it.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    units::size(&units::Amount::Text(text.to_owned()))
+}
+
+/// Checks a log level (a `tracing` `EnvFilter` directive) given outside the file: the error says
+/// what is wrong with it.
+pub fn check_log_level(text: &str) -> Result<(), String> {
+    validate::log_filter(text)
 }
 
 impl Config {

@@ -288,7 +288,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// When not empty, replaces all the listeners.
     pub listen: Vec<SocketAddr>,
-    /// Replaces `hostname`, taken as given.
+    /// Replaces `hostname`; checked as the file's `hostname` is.
     pub hostname: Option<String>,
 }
 
@@ -327,8 +327,13 @@ impl Config {
             .min_by_key(|route| route.domain.specificity())
     }
 
-    /// Applies command-line overrides (see [`Overrides`]).
-    pub fn apply_overrides(&mut self, overrides: &Overrides) {
+    /// Applies command-line overrides (see [`Overrides`]). A host name is checked as the file's
+    /// `hostname` is; when it is refused the error says why and nothing is changed.
+    pub fn apply_overrides(&mut self, overrides: &Overrides) -> Result<(), String> {
+        if let Some(hostname) = &overrides.hostname {
+            crate::names::domain_syntax(hostname)
+                .map_err(|why| format!("invalid host name {hostname:?}: {why}"))?;
+        }
         if let Some(data_dir) = &overrides.data_dir {
             if let Ok(inside) = self.bindings_file.strip_prefix(&self.data_dir) {
                 self.bindings_file = data_dir.join(inside);
@@ -345,6 +350,7 @@ impl Config {
         if let Some(hostname) = &overrides.hostname {
             self.hostname = hostname.clone();
         }
+        Ok(())
     }
 }
 

@@ -22,6 +22,18 @@ pub(crate) fn duration(amount: &Amount) -> Result<Duration, String> {
     }
 }
 
+/// Interprets a duration given on the command line, where only text with a unit is possible.
+pub(crate) fn duration_option(text: &str) -> Result<Duration, String> {
+    if !text.trim().is_empty() && text.trim().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid duration {text:?}: missing unit: write for example {}s or {}ms",
+            text.trim(),
+            text.trim()
+        ));
+    }
+    duration_text(text)
+}
+
 fn duration_text(text: &str) -> Result<Duration, String> {
     let invalid = |why: &str| format!("invalid duration {text:?}: {why}");
     let (number, unit) = split_number(text);
@@ -53,8 +65,9 @@ fn duration_text(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| invalid("too large"))
 }
 
-/// Interprets a size in octets: an integer, or digits followed by `k`/`K`, `M` or `G`
-/// (powers of 1024).
+/// Interprets a size in octets: an integer, or digits followed by `k`, `M` or `G` in either case
+/// (powers of 1024). This is the one size syntax of Postern: the configuration and binding
+/// rules (`SIZE>10M`) both use it.
 pub(crate) fn size(amount: &Amount) -> Result<u64, String> {
     match amount {
         Amount::Integer(octets) => u64::try_from(*octets)
@@ -75,11 +88,11 @@ fn size_text(text: &str) -> Result<u64, String> {
     let multiplier: u64 = match suffix {
         "" => 1,
         "k" | "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
+        "m" | "M" => 1 << 20,
+        "g" | "G" => 1 << 30,
         other => {
             return Err(invalid(&format!(
-                "unknown suffix `{other}` (use k or K, M, G; they are powers of 1024)"
+                "unknown suffix `{other}` (use k, M or G, in either case; they are powers of 1024)"
             )));
         }
     };
@@ -142,6 +155,14 @@ mod tests {
     }
 
     #[test]
+    fn a_command_line_duration_without_unit_says_how_to_write_one_there() {
+        let why = duration_option("5").unwrap_err();
+        assert!(why.contains("5s") && !why.contains("quotes"), "{why}");
+        assert_eq!(duration_option("5s"), Ok(Duration::from_secs(5)));
+        assert!(duration_option("5x").is_err());
+    }
+
+    #[test]
     fn sizes() {
         let cases: &[(&str, Amount, Option<u64>)] = &[
             ("integer octets", Amount::Integer(1000), Some(1000)),
@@ -151,7 +172,14 @@ mod tests {
             ("mega", text("25M"), Some(26_214_400)),
             ("giga", text("1G"), Some(1 << 30)),
             ("negative integer", Amount::Integer(-5), None),
-            ("lower m is not mega", text("25m"), None),
+            (
+                "lower m is mega too, as in rules",
+                text("25m"),
+                Some(26_214_400),
+            ),
+            ("lower g", text("2g"), Some(2 << 30)),
+            ("blank before the suffix", text("10 M"), Some(10 << 20)),
+            ("unknown suffix", text("25T"), None),
             ("unit with B", text("25MB"), None),
             ("no number", text("M"), None),
             ("overflow", text("99999999999G"), None),

@@ -399,7 +399,27 @@ fn log(raw: RawLog, problems: &mut Problems<'_>) -> Log {
             );
             default.level
         }
-        Some(level) => level.into_inner().trim().to_owned(),
+        Some(level) => match log_filter(level.get_ref()) {
+            Ok(()) => level.into_inner().trim().to_owned(),
+            Err(why) => {
+                problems.at(level.span(), "log.level", why);
+                default.level
+            }
+        },
     };
     Log { format, level }
+}
+
+/// Checks a log level as `tracing`'s `EnvFilter` reads it, so that a level the server would
+/// refuse at start is refused here, with its field.
+pub(crate) fn log_filter(text: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text.trim())
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "invalid log level {text:?}: {e}; write a level (error, warn, info, debug, \
+                 trace) or directives such as \"postern_smtp_in=debug,info\""
+            )
+        })
 }

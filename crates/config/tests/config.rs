@@ -391,7 +391,9 @@ fn overrides() {
     ];
     for case in cases {
         let mut config = case.config.clone();
-        config.apply_overrides(&case.overrides);
+        config
+            .apply_overrides(&case.overrides)
+            .unwrap_or_else(|e| panic!("case {}: {e}", case.name));
         assert_eq!(
             config.data_dir,
             Path::new(case.data_dir),
@@ -432,4 +434,30 @@ fn load_reads_a_file_and_names_it_in_errors() {
             bad.display()
         )
     );
+}
+
+#[test]
+fn a_host_name_override_is_checked_like_the_file() {
+    let mut config = Config::embedded_default();
+    let before = config.clone();
+    let overrides = Overrides {
+        hostname: Some("bad name".into()),
+        data_dir: Some(PathBuf::from("elsewhere")),
+        ..Overrides::default()
+    };
+    let why = config.apply_overrides(&overrides).unwrap_err();
+    assert!(why.contains("invalid host name \"bad name\""), "{why}");
+    assert_eq!(config, before, "nothing applied");
+}
+
+#[test]
+fn sizes_read_the_same_in_either_case() {
+    assert_eq!(postern_config::parse_size("50m"), Ok(50 << 20));
+    assert_eq!(postern_config::parse_size("50M"), Ok(50 << 20));
+    let config = Config::parse(
+        "[[listener]]\naddress = \"127.0.0.1:25\"\n[limits]\nmax_message_size = \"50m\"\n",
+        Source::Embedded,
+    )
+    .expect("50m is a size");
+    assert_eq!(config.limits.max_message_size, 50 << 20);
 }

@@ -281,6 +281,11 @@ const CASES: &[Case] = &[
         (2, 10, "log.format", "\"text\" or \"json\""),
     ),
     case(
+        "log level that tracing cannot read",
+        "[log]\nlevel = \"nonsense=[[[\"\n",
+        (2, 9, "log.level", "invalid log level"),
+    ),
+    case(
         "empty bindings file",
         "[bindings]\nfile = \"\"\n",
         (2, 8, "bindings.file", "must not be empty"),

@@ -3,8 +3,17 @@
 //! A delivery writes `tmp/NAME` (a `Return-Path:` field, then the message), syncs it, links it
 //! to `new/NAME`, removes the `tmp/` name and syncs `new/` — the message is durable in the
 //! mailbox before the queue is told it was delivered.
+//!
+//! NAME is the same on every run for a message and recipient, which makes a delivery repeated
+//! after a crash find the first one's file. Finding it costs one name lookup in `new/`, and the
+//! `link(2)` into `new/` fails on a name that is there. Only when a reader has since moved the file
+//! to `cur/` (renamed `NAME:2,FLAGS`) must `cur/` be listed, which costs in proportion to the
+//! mailbox; so it is listed only for a message that arrived before this driver was made — one
+//! that an earlier run of the server, which may have crashed mid-delivery, could have delivered.
+//! A message accepted by this run has never been delivered before its first pass, and after a
+//! pass the queue records which recipients were delivered, so those are not tried again.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -46,6 +55,9 @@ pub enum Delivered {
 pub struct Maildir {
     root: PathBuf,
     hostname: String,
+    /// When this driver was made (Unix ms): messages that arrived earlier may have been
+    /// delivered by an earlier run, and only they are looked for in `cur/`.
+    started_ms: u64,
 }
 
 impl Maildir {
@@ -56,6 +68,7 @@ impl Maildir {
         Self {
             root: root.into(),
             hostname,
+            started_ms: postern_mailmsg::now_ms(),
         }
     }
 
@@ -83,7 +96,12 @@ impl Maildir {
             self.hostname
         );
         let new = mailbox.join("new").join(&name);
-        if let Some(found) = already_delivered(&mailbox, &name) {
+        if new.exists() {
+            return Ok(Delivered::AlreadyThere(new));
+        }
+        if msg.info.arrival_ms < self.started_ms
+            && let Some(found) = read_already(&mailbox, &name)
+        {
             return Ok(Delivered::AlreadyThere(found));
         }
         let tmp = mailbox.join("tmp").join(&name);
@@ -116,13 +134,9 @@ fn folder_name(part: &str) -> Result<String, MaildirError> {
     Ok(lower)
 }
 
-/// Finds a file of an earlier run in `new/` or, if the reader has seen it, `cur/` (where a
-/// reader renames it to `NAME:2,FLAGS`).
-fn already_delivered(mailbox: &Path, name: &str) -> Option<PathBuf> {
-    let new = mailbox.join("new").join(name);
-    if new.exists() {
-        return Some(new);
-    }
+/// Finds a file of an earlier run that a reader has seen: in `cur/`, renamed `NAME:2,FLAGS`.
+/// This lists the folder, so it is done only for messages an earlier run may have delivered.
+fn read_already(mailbox: &Path, name: &str) -> Option<PathBuf> {
     let cur = fs::read_dir(mailbox.join("cur")).ok()?;
     cur.filter_map(Result::ok).map(|e| e.path()).find(|p| {
         p.file_name()
@@ -171,12 +185,10 @@ fn write_synced(path: &Path, msg: &MailMsg) -> Result<(), MaildirError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), MaildirError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| MaildirError::Io {
-            path: dir.to_owned(),
-            source,
-        })
+    postern_mailmsg::durable::sync_dir(dir).map_err(|source| MaildirError::Io {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -229,6 +241,58 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[test]
+    fn a_message_of_this_run_is_not_looked_for_in_cur() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = Maildir::new(dir.path(), "mx");
+        let mut fresh = message();
+        fresh.info.arrival_ms = driver.started_ms;
+        // A file of the same name in cur/ (which no delivery of this run can have put there) is
+        // not looked for: the delivery does not list cur/.
+        let mailbox = dir.path().join("localhost/bob");
+        ensure_maildir(&mailbox).unwrap();
+        let name = format!(
+            "{}.{}_0.mx",
+            fresh.info.arrival_ms / 1000,
+            fresh.id.unwrap()
+        );
+        fs::write(mailbox.join("cur").join(format!("{name}:2,S")), "seen").unwrap();
+        let Delivered::New(path) = driver.deliver(&fresh, 0).unwrap() else {
+            panic!("cur/ was listed for a message of this run");
+        };
+        assert_eq!(path, mailbox.join("new").join(&name));
+        // new/ is still checked: a second delivery writes nothing.
+        assert_eq!(
+            driver.deliver(&fresh, 0).unwrap(),
+            Delivered::AlreadyThere(path)
+        );
+    }
+
+    #[test]
+    fn a_message_from_before_a_restart_is_found_in_cur() {
+        let dir = tempfile::tempdir().unwrap();
+        let earlier = Maildir::new(dir.path(), "mx");
+        let mut msg = message();
+        msg.info.arrival_ms = earlier.started_ms;
+        let Delivered::New(path) = earlier.deliver(&msg, 0).unwrap() else {
+            panic!("first delivery")
+        };
+        let seen = path.parent().unwrap().with_file_name("cur").join(format!(
+            "{}:2,S",
+            path.file_name().unwrap().to_str().unwrap()
+        ));
+        fs::rename(&path, &seen).unwrap();
+        // The server restarts: a new driver, started after the message arrived.
+        let later = Maildir {
+            started_ms: msg.info.arrival_ms + 1,
+            ..earlier
+        };
+        assert_eq!(
+            later.deliver(&msg, 0).unwrap(),
+            Delivered::AlreadyThere(seen)
         );
     }
 

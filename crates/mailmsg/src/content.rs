@@ -49,7 +49,7 @@ impl Content {
         if raw.starts_with(b"\r\n") {
             return 2;
         }
-        match memfind(raw, b"\r\n\r\n") {
+        match memchr::memmem::find(raw, b"\r\n\r\n") {
             Some(pos) => pos + 4,
             None => raw.len(),
         }
@@ -193,18 +193,21 @@ impl Content {
     }
 }
 
+/// Whether `name` is a header field name (RFC 5322 §3.6.8: one or more printable US-ASCII
+/// characters other than the colon). Postern's one check, for header changes, the `HEADER:`
+/// condition of rules and the sinks that add fields.
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
 fn format_field(name: &str, value: &str) -> Result<String, HeaderError> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+    if !is_header_name(name) {
         return Err(HeaderError::InvalidName(name.to_owned()));
     }
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(HeaderError::InvalidValue(name.to_owned()));
     }
     Ok(format!("{name}: {value}\r\n"))
-}
-
-fn memfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -216,6 +219,24 @@ mod tests {
 
     fn content() -> Content {
         Content::new(MSG.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn header_names() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("plain", "Subject", true),
+            ("extension", "X-Spam-Score", true),
+            ("punctuation", "X-a.b_c!", true),
+            ("empty", "", false),
+            ("colon", "Subject:", false),
+            ("blank", "X Tag", false),
+            ("tab", "X\tTag", false),
+            ("non-ascii", "X-Tägg", false),
+            ("control", "X\x7f", false),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(is_header_name(input), *want, "case {name}");
+        }
     }
 
     #[test]

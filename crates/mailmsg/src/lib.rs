@@ -7,28 +7,31 @@
 //! - [`properties`]: the property bag ([`Properties`]) and the well-known typed message properties.
 //! - [`content`]: the RFC 5322 message, headers parsed on demand, header and body changes.
 //! - [`fate`]: what the transport does with the message ([`Fate`]).
+//! - [`durable`]: the directory sync that makes a written file's name survive a crash.
 //!
 //! # Design
 //! A `MailMsg` is a plain value: cloning it is cheap enough (content is reference counted) that a
 //! protocol session can hand a snapshot to sinks running on other threads. Mutation happens in
 //! one place only — the sink host applies a sink's changes in order — so the type exposes
-//! methods for each change a sink may ask for and does no I/O. The queue persists it through a
+//! methods for each change a sink may ask for and does no I/O (`durable` is a helper beside it,
+//! here because every crate that writes files depends on this one). The queue persists it through a
 //! versioned wire struct of its own, so renaming a field here never breaks a spool.
 
 #![warn(missing_docs)]
 
 pub mod content;
+pub mod durable;
 pub mod envelope;
 pub mod fate;
 pub mod properties;
 pub mod queue_id;
 
-pub use content::{Content, HeaderError};
+pub use content::{Content, HeaderError, is_header_name};
 pub use envelope::{
     Body, DsnNotify, DsnRet, MailParams, RcptParams, Recipient, RecipientStatus, Sender,
 };
 pub use fate::Fate;
-pub use properties::{MessageInfo, Properties, PropertyBag, Value};
+pub use properties::{MessageInfo, Properties, PropertyBag, Value, parse_bool};
 pub use queue_id::{QueueId, QueueIdGenerator};
 
 /// The time now in Unix milliseconds: the unit of [`MessageInfo::arrival_ms`], of queue ids

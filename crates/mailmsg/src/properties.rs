@@ -40,12 +40,23 @@ impl Value {
         match self {
             Self::Bool(b) => Some(*b),
             Self::Int(i) => Some(*i != 0),
-            Self::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "yes" | "on" | "1" => Some(true),
-                "false" | "no" | "off" | "0" => Some(false),
-                _ => None,
-            },
+            Self::Text(s) => parse_bool(s),
         }
+    }
+}
+
+/// Postern's one reading of a boolean written as text (a property, a rule's `TLS=`):
+/// `true`/`yes`/`on`/`1` or `false`/`no`/`off`/`0`, in any case, blanks around ignored.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    const TRUE: [&str; 4] = ["true", "yes", "on", "1"];
+    const FALSE: [&str; 4] = ["false", "no", "off", "0"];
+    let text = text.trim();
+    if TRUE.iter().any(|t| t.eq_ignore_ascii_case(text)) {
+        Some(true)
+    } else if FALSE.iter().any(|f| f.eq_ignore_ascii_case(text)) {
+        Some(false)
+    } else {
+        None
     }
 }
 

@@ -84,49 +84,73 @@ fn execute(command: BindingCommand) -> Result<(), Failure> {
         }
         BindingCommand::Remove(args) => {
             let path = registry_path(&args.common)?;
+            let mut removed = None;
             edit(&path, |list| {
                 let index = find(list, &args.binding)?;
-                list.remove(index);
+                removed = Some(list.remove(index));
                 Ok(())
             })?;
+            if let Some(b) = removed {
+                println!("removed {:?} ({}, {} on {})", b.name, b.id, b.sink, b.event);
+            }
         }
         BindingCommand::Enable(args) => set_enabled(&args, true)?,
         BindingCommand::Disable(args) => set_enabled(&args, false)?,
         BindingCommand::SetProp(args) => {
             let path = registry_path(&args.common)?;
             let (key, value) = property(&args.property)?;
+            let mut name = String::new();
             edit(&path, |list| {
                 let index = find(list, &args.binding)?;
                 list[index].properties.set(key.clone(), value.clone());
+                name.clone_from(&list[index].name);
                 Ok(())
             })?;
+            println!("set {key} = {value} on {name:?}");
         }
         BindingCommand::DelProp(args) => {
             let path = registry_path(&args.common)?;
+            let mut name = String::new();
             edit(&path, |list| {
                 let index = find(list, &args.binding)?;
                 if list[index].properties.remove(&args.key).is_none() {
                     return Err(Usage(format!("binding has no property {:?}", args.key)));
                 }
+                name.clone_from(&list[index].name);
                 Ok(())
             })?;
+            println!("removed property {} from {name:?}", args.key);
         }
         BindingCommand::Events => binding_view::events(),
+        BindingCommand::Sinks => binding_view::sinks(&setup::catalog()),
     }
     Ok(())
 }
 
 fn set_enabled(args: &crate::cli::TargetArgs, enable: bool) -> Result<(), Failure> {
     let path = registry_path(&args.common)?;
+    let mut changed = None;
     edit(&path, |list| {
         let index = find(list, &args.binding)?;
+        changed = Some((list[index].name.clone(), list[index].enabled != enable));
         list[index].enabled = enable;
         Ok(())
-    })
+    })?;
+    if let Some((name, changed)) = changed {
+        let state = if enable { "enabled" } else { "disabled" };
+        if changed {
+            println!("{state} {name:?}");
+        } else {
+            println!("{name:?} was {state} already");
+        }
+    }
+    Ok(())
 }
 
+/// The registry file the options name; says on standard error which one, and the data folder.
 fn registry_path(common: &Common) -> Result<PathBuf, Failure> {
     let config = setup::config(None, common, Overrides::default()).map_err(Failure::Usage)?;
+    setup::announce(&config);
     Ok(config.bindings_file)
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use postern_sink_api::Event;
-use postern_sink_host::{Binding, Entry, Snapshot, priority};
+use postern_sink_host::{Binding, Catalog, Entry, SinkRef, Snapshot, priority};
 use serde::Serialize;
 
 /// One row of `binding list` / the object of `binding show --json` (a versioned shape of its own).
@@ -105,27 +105,36 @@ pub(crate) fn list(
         println!("no bindings (use --all to see the default sinks)");
         return Ok(());
     }
-    println!(
-        "{:<18} {:>3} {:>5}  {:<24} {:<22} {:<9} RULE",
-        "EVENT", "#", "PRIO", "NAME", "SINK", "STATE"
+    let table: Vec<[String; 7]> = rows
+        .iter()
+        .filter_map(|(_, r)| r.as_ref())
+        .map(|r| {
+            let state = match (r.enabled, r.mode) {
+                (false, _) => "disabled",
+                (true, "shadow") => "shadow",
+                _ => "enabled",
+            };
+            let position = if r.position == 0 {
+                "-".to_owned()
+            } else {
+                r.position.to_string()
+            };
+            [
+                r.event.clone(),
+                position,
+                r.priority.to_string(),
+                r.name.to_owned(),
+                r.sink.clone(),
+                state.to_owned(),
+                r.rule.to_owned(),
+            ]
+        })
+        .collect();
+    print_table(
+        ["EVENT", "#", "PRIO", "NAME", "SINK", "STATE", "RULE"],
+        &[false, true, true, false, false, false, false],
+        &table,
     );
-    for (_, r) in rows {
-        let Some(r) = r else { continue };
-        let state = match (r.enabled, r.mode) {
-            (false, _) => "disabled",
-            (true, "shadow") => "shadow",
-            _ => "enabled",
-        };
-        let position = if r.position == 0 {
-            "-".to_owned()
-        } else {
-            r.position.to_string()
-        };
-        println!(
-            "{:<18} {:>3} {:>5}  {:<24} {:<22} {:<9} {}",
-            r.event, position, r.priority, r.name, r.sink, state, r.rule
-        );
-    }
     Ok(())
 }
 
@@ -168,4 +177,62 @@ pub(crate) fn events() {
     for (name, original) in Event::NAMES {
         println!("{name:<18} {original}");
     }
+}
+
+/// Prints rows under a header, each column as wide as its widest cell; `right` aligns numbers.
+/// The last column is not padded. A reader that goes away (`| head`) ends the output quietly.
+fn print_table<const N: usize>(header: [&str; N], right: &[bool; N], rows: &[[String; N]]) {
+    use std::io::Write as _;
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let mut line = |cells: [&str; N]| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else if right[i] {
+                out.push_str(&format!("{cell:>w$}  ", w = widths[i]));
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        writeln!(stdout, "{}", out.trim_end())
+    };
+    if line(header).is_err() {
+        return;
+    }
+    for row in rows {
+        if line(row.each_ref().map(String::as_str)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Prints the built-in sinks, one a line: name, what it does, its properties.
+pub(crate) fn sinks(catalog: &Catalog) {
+    let rows: Vec<[String; 3]> = catalog
+        .names()
+        .into_iter()
+        .filter_map(|name| {
+            let factory = SinkRef::parse(&name)
+                .ok()
+                .and_then(|sink| catalog.factory(&sink).ok())?;
+            let properties = match factory.properties() {
+                Some([]) => "(none)".to_owned(),
+                Some(keys) => keys.join(", "),
+                None => "(any)".to_owned(),
+            };
+            Some([name, properties, factory.summary().to_owned()])
+        })
+        .collect();
+    print_table(
+        ["SINK", "PROPERTIES", "WHAT IT DOES"],
+        &[false, false, false],
+        &rows,
+    );
 }

@@ -16,6 +16,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    setup::announce(&config);
     let registry = postern_sink_host::registry::load(&config.bindings_file)
         .map_err(|e| e.to_string())
         .and_then(|bindings| {

@@ -22,6 +22,15 @@ pub(crate) enum Command {
     /// Register and configure event bindings (like the original smtpreg tool).
     #[command(subcommand)]
     Binding(BindingCommand),
+    /// Configuration files: `config default` prints the embedded default to start one from.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the embedded default configuration, a commented file to start your own from.
+    Default,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,7 +40,7 @@ pub(crate) enum BindingCommand {
     /// The bindings in the order they run, per event.
     List(ListArgs),
     /// One binding in full.
-    Show(TargetArgs),
+    Show(ShowArgs),
     /// Unregister a binding.
     Remove(TargetArgs),
     /// Let a binding fire again.
@@ -44,6 +53,8 @@ pub(crate) enum BindingCommand {
     DelProp(DelPropArgs),
     /// The event names a binding can use, with the original names they also accept.
     Events,
+    /// The built-in sinks, one a line, with the properties each takes.
+    Sinks,
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +123,15 @@ pub(crate) struct TargetArgs {
     pub(crate) common: Common,
     /// The binding's id or name.
     pub(crate) binding: String,
-    /// JSON for scripts (show).
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The binding's id or name.
+    pub(crate) binding: String,
+    /// JSON for scripts.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -149,9 +168,18 @@ pub(crate) struct Common {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Logging goes to standard error. Its level is, from the first that is set: \
+--log-level, the RUST_LOG environment variable, `[log] level` of the configuration (default \
+\"info\"). Each is a tracing filter directive: a level (error, warn, info, debug, trace) or \
+TARGET=LEVEL pairs joined by commas, such as \"postern_smtp_in=debug,info\"."
+)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) common: Common,
+    /// The log level or filter directive, instead of RUST_LOG and `[log] level`.
+    #[arg(long, value_name = "LEVEL")]
+    pub(crate) log_level: Option<String>,
     /// An address to listen on, instead of the configured listeners (repeatable).
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Vec<SocketAddr>,
@@ -162,8 +190,9 @@ pub(crate) struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    /// The configuration file; without it the embedded default is checked.
-    #[arg(value_name = "FILE")]
+    /// The configuration file (or give it with --config, not both); without it the embedded
+    /// default is checked.
+    #[arg(value_name = "FILE", conflicts_with = "config")]
     pub(crate) file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) common: Common,

@@ -3,7 +3,7 @@
 //! # Layout
 //! - `cli`: the command line.
 //! - `serve`: `postern serve` — recovery, transport, listeners, shutdown.
-//! - `check`: `postern check-config`.
+//! - `check`: `postern check-config`; `postern config default` prints the embedded default.
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
 //!   sink catalog.
@@ -29,6 +29,10 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::CheckConfig(args) => check::run(args),
         cli::Command::Binding(command) => binding::run(command),
+        cli::Command::Config(cli::ConfigCommand::Default) => {
+            print!("{}", postern_config::EMBEDDED);
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

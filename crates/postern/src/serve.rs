@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use postern_config::Overrides;
+use postern_config::{LogFormat, Overrides};
 use postern_mailmsg::QueueIdGenerator;
 use postern_queue::{Spool, SpoolOptions};
 use postern_sink_host::Host;
@@ -32,11 +32,17 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
     let config = match setup::config(None, &args.common, overrides) {
         Ok(config) => config,
         Err(errors) => {
-            eprintln!("{errors}");
+            eprintln!("postern serve: {errors}");
             return Ok(ExitCode::from(2));
         }
     };
-    setup::logging(&config)?;
+    let _log_writer = match setup::logging(&config, args.log_level.as_deref()) {
+        Ok(guard) => guard,
+        Err(why) => {
+            eprintln!("postern serve: {why}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,6 +60,15 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         Host::load(&config.bindings_file, setup::catalog())
             .context("loading the binding registry")?,
     );
+    {
+        let snapshot = host.snapshot();
+        info!(
+            path = %config.bindings_file.display(),
+            bindings = snapshot.bound().len(),
+            disabled = snapshot.disabled().len(),
+            "binding registry loaded"
+        );
+    }
     let _watcher = host.watch(REGISTRY_POLL);
 
     // Recovery runs before any listener opens: every accepted message is back in the queue.
@@ -70,10 +85,25 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let addresses: Vec<_> = config.listeners.iter().map(|l| l.address).collect();
     let listeners = postern_smtp_in::bind(&addresses).await?;
     {
-        // The bound addresses go to standard output (port 0 picks a free port), one a line.
+        // The bound addresses go to standard output (port 0 picks a free port), one a line, in
+        // the log's format so that a JSON log reader can take standard output too.
         let mut out = std::io::stdout().lock();
         for listener in &listeners {
-            writeln!(out, "listening smtp {}", listener.local_addr()?)?;
+            let address = listener.local_addr()?;
+            match config.log.format {
+                LogFormat::Text => writeln!(out, "listening smtp {address}")?,
+                LogFormat::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "message": "listening",
+                        "protocol": "smtp",
+                        "address": address.to_string(),
+                        "port": address.port(),
+                    })
+                )?,
+            }
+            info!(protocol = "smtp", %address, port = address.port(), "listening");
         }
         out.flush()?;
     }

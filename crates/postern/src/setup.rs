@@ -1,16 +1,18 @@
-//! What every command needs: the configuration with its overrides, logging, the sink catalog.
+//! What every command needs: the configuration with its overrides, logging, the sink catalog,
+//! and the line that says which registry and data folder a command used.
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
 use postern_config::{Config, LogFormat, Overrides};
 use postern_sink_host::Catalog;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Common;
 
 /// Loads the configuration (file or embedded default) and applies the command-line overrides.
-/// A bad configuration gives every error (file, line, field), one a line.
+/// A bad configuration gives every error (file, line, field), one a line; a bad override names
+/// its option.
 pub(crate) fn config(
     file: Option<&PathBuf>,
     common: &Common,
@@ -24,26 +26,56 @@ pub(crate) fn config(
         data_dir: common.data_dir.clone().or(overrides.data_dir),
         ..overrides
     };
-    config.apply_overrides(&overrides);
+    config
+        .apply_overrides(&overrides)
+        .map_err(|why| format!("--hostname: {why}"))?;
     Ok(config)
 }
 
-/// Starts logging to standard error, as text or JSON, at the configured level (`RUST_LOG`
-/// overrides it).
-pub(crate) fn logging(config: &Config) -> Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive),
-        _ => EnvFilter::try_new(&config.log.level),
+/// Says on standard error which configuration, registry file and data folder a command used, so
+/// that a command run in the wrong folder shows it.
+pub(crate) fn announce(config: &Config) {
+    eprintln!(
+        "postern: configuration {}, registry {}, data folder {}",
+        config.source,
+        config.bindings_file.display(),
+        config.data_dir.display()
+    );
+}
+
+/// Where the log level came from, to name it in an error.
+enum LevelSource {
+    Option,
+    Environment,
+    File,
+}
+
+/// Starts logging to standard error, as text or JSON, at the level of `--log-level`, else
+/// `RUST_LOG`, else the configuration. Lines are written by a background thread, so a slow
+/// standard error never blocks the runtime's threads; the guard flushes it when dropped.
+pub(crate) fn logging(config: &Config, option: Option<&str>) -> Result<WorkerGuard, String> {
+    let (directive, source) = match (option, std::env::var("RUST_LOG")) {
+        (Some(level), _) => (level.to_owned(), LevelSource::Option),
+        (None, Ok(env)) if !env.trim().is_empty() => (env, LevelSource::Environment),
+        _ => (config.log.level.clone(), LevelSource::File),
+    };
+    if let Err(why) = postern_config::check_log_level(&directive) {
+        return Err(match source {
+            LevelSource::Option => format!("--log-level: {why}"),
+            LevelSource::Environment => format!("RUST_LOG: {why}"),
+            LevelSource::File => format!("{}: field `log.level`: {why}", config.source),
+        });
     }
-    .with_context(|| format!("log level {:?}", config.log.level))?;
+    let filter = EnvFilter::try_new(directive.trim()).map_err(|e| e.to_string())?;
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match config.log.format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
-    Ok(())
+    Ok(guard)
 }
 
 /// Every sink this binary can make.

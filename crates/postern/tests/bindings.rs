@@ -204,11 +204,7 @@ fn disabled_and_shadow_bindings_do_not_change_replies() {
     let mut c = server.client();
     c.expect("HELP", 214);
     c.expect("VRFY bob", 252);
-    assert!(
-        server.log().contains("shadow outcome not applied"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("shadow outcome not applied");
 }
 
 #[test]
@@ -287,6 +283,20 @@ fn a_blocking_sink_sleeping_in_one_session_does_not_stall_another() {
             "blocking=true",
         ],
     );
+    // Logs just before the delay starts: the signal that the slow session is in it.
+    bind(
+        d,
+        &[
+            "--event",
+            "inbound:HELO",
+            "--sink",
+            "builtin:log",
+            "--priority",
+            "highest",
+            "--prop",
+            "label=entering-the-delay",
+        ],
+    );
     let server = Postern::start_with_dir(d);
     let addr = server.addr;
     let slow = std::thread::spawn(move || {
@@ -295,7 +305,7 @@ fn a_blocking_sink_sleeping_in_one_session_does_not_stall_another() {
         c.expect("HELO slow.test", 250);
         Instant::now()
     });
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_for_log("entering-the-delay");
     let mut c = server.client();
     assert_eq!(
         c.send_message(
@@ -368,7 +378,7 @@ fn a_panicking_sink_follows_its_on_error_policy_and_the_server_lives_on() {
     // The same session and new ones go on.
     c.expect("RSET", 250);
     server.client().expect("RSET", 250);
-    assert!(server.log().contains("sink panicked"), "{}", server.log());
+    server.wait_for_log("sink panicked");
 }
 
 #[test]
@@ -410,11 +420,7 @@ fn a_sink_past_its_timeout_is_abandoned() {
     c.expect("EHLO client.test", 250);
     assert!(c.expect("RSET", 451).text().starts_with("4.3.0"));
     c.expect("NOOP", 250);
-    assert!(
-        server.log().contains("timed out after 300 ms"),
-        "{}",
-        server.log()
-    );
+    server.wait_for_log("timed out after 300 ms");
 }
 
 #[test]
@@ -505,13 +511,8 @@ fn the_cli_changes_a_running_server_without_dropping_connections() {
     old.expect("MAIL FROM:<a@example.org>", 250);
     // A registry that does not load leaves the last good one in force.
     std::fs::write(d.join("data").join("bindings.toml"), "this is [not toml").unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    server.wait_for_log("the last good one stays in force");
     server.client().expect("NOOP", 250);
-    assert!(
-        server.log().contains("the last good one stays in force"),
-        "{}",
-        server.log()
-    );
 }
 
 #[test]
@@ -765,7 +766,8 @@ fn a_recipient_deferred_at_categorize_is_not_delivered_in_that_pass() {
     );
     assert_eq!(reply.code, 250);
     server.wait_for_mail("localhost", "now", 1);
-    std::thread::sleep(Duration::from_millis(300));
+    // The pass is over when the transport says so; only then is "later" known not delivered.
+    server.wait_for_log("transport pass done");
     assert!(
         common::read_all(&server.new_mail("localhost", "later")).is_empty(),
         "{}",

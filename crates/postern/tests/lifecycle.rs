@@ -58,7 +58,17 @@ fn kill_9_during_load_loses_nothing_acknowledged_and_delivers_nothing_twice() {
         let stop = stop.clone();
         std::thread::spawn(move || load(addr, 8, stop))
     };
-    std::thread::sleep(Duration::from_millis(1500));
+    // Kill it under load: once enough messages are delivered, more are in flight.
+    let delivered = server.new_mail("localhost", "crash");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while common::read_all(&delivered).len() < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load did not get going:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     server.kill9();
     stop.store(true, Ordering::Relaxed);
     let acked = loader.join().unwrap();
@@ -111,9 +121,15 @@ fn sigterm_lets_a_transaction_in_flight_finish_and_keeps_the_queue() {
         .arg("-TERM")
         .arg(server.child.id().to_string())
         .status();
-    std::thread::sleep(Duration::from_millis(300));
-    // New connections are no longer accepted...
-    assert!(std::net::TcpStream::connect(server.addr).is_err());
+    // New connections are soon no longer accepted...
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(server.addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // ...but the transaction in flight completes.
     c.send_raw(b"still here\r\n.\r\n");
     assert_eq!(c.read_reply().code, 250);

@@ -6,8 +6,9 @@ use std::process::Command;
 
 use common::Postern;
 
-/// Whether a test tool is installed; in CI (`CI=true`) a missing tool is a failure, since
-/// `.ci/run` installs them.
+/// Whether a test tool is installed. Under CI (`CI` set, and not `false` or `0`) a missing tool
+/// fails the test, since `scripts/test` installs them: a green run must mean the client ran.
+/// Elsewhere the test is skipped with a note.
 fn tool(name: &str) -> bool {
     let found = Command::new("sh")
         .arg("-c")
@@ -16,12 +17,43 @@ fn tool(name: &str) -> bool {
         .is_ok_and(|o| o.status.success());
     if !found {
         assert!(
-            std::env::var("CI").is_err(),
-            "{name} is not installed (.ci/run installs it)"
+            !under_ci(),
+            "{name} is not installed, and CI needs every client (scripts/test installs it)"
         );
         eprintln!("skipping: {name} is not installed");
     }
     found
+}
+
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+#[test]
+fn a_missing_client_fails_under_ci() {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "missing_client_probe", "--include-ignored"])
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert!(
+        !status.status.success(),
+        "a missing client passed under CI=true:\n{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "missing_client_probe", "--include-ignored"])
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "skipped outside CI");
+}
+
+/// Run only by `a_missing_client_fails_under_ci`, in a child process.
+#[test]
+#[ignore = "a probe run by a_missing_client_fails_under_ci"]
+fn missing_client_probe() {
+    assert!(!tool("postern-no-such-client"));
 }
 
 #[test]

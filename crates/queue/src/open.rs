@@ -41,7 +41,7 @@ pub(crate) fn open(dir: &Path, options: &SpoolOptions) -> Result<(Spool, Recover
     let file = spare::begin_segment(&shared, number)?;
     tracing::info!(
         segment = number,
-        ms = started.elapsed().as_millis(),
+        ms = started.elapsed().as_millis() as u64,
         zero_filled = shared.stats().zero_filled,
         "first segment ready"
     );

@@ -160,15 +160,8 @@ fn read(path: &Path, at: Location) -> Result<Vec<u8>, QueueError> {
 }
 
 /// Syncs a directory, making the creation, renaming or removal of its entries durable.
-#[cfg(unix)]
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), QueueError> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
-}
-
-/// Directories cannot be opened for syncing here; the file system orders metadata itself.
-#[cfg(not(unix))]
-pub(crate) fn sync_dir(_dir: &Path) -> Result<(), QueueError> {
-    Ok(())
+    postern_mailmsg::durable::sync_dir(dir).at(dir)
 }
 
 #[cfg(test)]

@@ -99,6 +99,18 @@ pub trait SinkFactory: Send + Sync {
     /// The name after the `builtin:` or `rust:` prefix.
     fn name(&self) -> &'static str;
 
+    /// One line saying what the sink does, for `postern binding sinks`.
+    fn summary(&self) -> &'static str {
+        ""
+    }
+
+    /// The property keys the sink reads. A binding that sets any other key is refused when the
+    /// registry loads (a misspelt key would otherwise be ignored without a word); `None`, the
+    /// default, lets a sink take any key.
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     /// Whether instances may serve concurrent calls.
     fn concurrency(&self) -> Concurrency {
         Concurrency::Shared

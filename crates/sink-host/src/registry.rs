@@ -1,7 +1,7 @@
 //! The registry file: the bindings, read and written as versioned TOML (`bindings.toml`).
 //!
 //! The file is written atomically (a temporary file, synced, renamed over the old one, the
-//! folder synced), so a reader — the CLI or a running server — sees the old list or the new one,
+//! folder synced; the file keeps its permissions), so a reader — the CLI or a running server — sees the old list or the new one,
 //! never half of one.
 
 use std::fs;
@@ -255,20 +255,38 @@ pub fn save(path: &Path, bindings: &[Binding]) -> Result<(), RegistryError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("bindings"),
-        std::process::id()
-    ));
-    let mut file = fs::File::create(&tmp).map_err(io)?;
+    // A temporary file beside the registry (same file system, so the rename is atomic); it is
+    // removed if anything fails before the rename. It keeps the registry's permissions (a new
+    // registry is readable by all, as a server running as another user must read it), not the
+    // private ones of a temporary file.
+    let permissions = fs::metadata(path)
+        .map(|m| m.permissions())
+        .ok()
+        .or_else(default_permissions);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".bindings.").suffix(".tmp");
+    if let Some(permissions) = permissions {
+        builder.permissions(permissions);
+    }
+    let mut file = builder.tempfile_in(dir).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io)?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    file.as_file().sync_all().map_err(io)?;
+    file.persist(path).map_err(|e| io(e.error))?;
+    postern_mailmsg::durable::sync_dir(dir).map_err(io)?;
     Ok(())
+}
+
+/// The permissions of a new registry file: `rw-r--r--`.
+#[cfg(unix)]
+fn default_permissions() -> Option<fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(fs::Permissions::from_mode(0o644))
+}
+
+/// Elsewhere the temporary file's own permissions stand.
+#[cfg(not(unix))]
+fn default_permissions() -> Option<fs::Permissions> {
+    None
 }
 
 /// The modification time of the registry file, to notice changes (`None` when it is missing).
@@ -298,6 +316,25 @@ mod tests {
         save(&path, std::slice::from_ref(&b)).unwrap();
         let back = load(&path).unwrap();
         assert_eq!(back, vec![b]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_save_keeps_the_registry_readable_and_leaves_no_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bindings.toml");
+        save(&path, &[]).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o644);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        save(&path, &[]).unwrap();
+        assert_eq!(mode(&path), 0o640, "an administrator's choice is kept");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["bindings.toml"]);
     }
 
     #[test]

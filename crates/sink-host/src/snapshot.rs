@@ -11,7 +11,7 @@ use std::sync::Arc;
 use postern_sink_api::{Concurrency, Event, Instance, SinkFactory, SinkSpec, Verb};
 use tokio::sync::Mutex;
 
-use crate::binding::{Binding, BindingId, priority};
+use crate::binding::{Binding, BindingId, SinkRef, priority};
 use crate::catalog::Catalog;
 use crate::rule::Rule;
 use crate::stats::BindingStats;
@@ -266,6 +266,17 @@ fn compile_one(
             binding.sink, binding.event
         ));
     }
+    if let Some(known) = factory.properties() {
+        let unknown: Vec<&str> = binding
+            .properties
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| !known.contains(key))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(unknown_properties(&binding.sink, &unknown, known));
+        }
+    }
     let spec = SinkSpec {
         binding_id: binding.id.to_string(),
         binding_name: binding.name.clone(),
@@ -297,4 +308,28 @@ fn compile_one(
         stats,
         slot,
     })
+}
+
+/// The refusal of keys a sink does not read, listing the ones it does.
+fn unknown_properties(sink: &SinkRef, unknown: &[&str], known: &[&str]) -> String {
+    let quoted = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let what = if unknown.len() == 1 {
+        "unknown property"
+    } else {
+        "unknown properties"
+    };
+    let known = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        quoted(known)
+    };
+    format!(
+        "{what} {} for sink {sink} (its properties: {known})",
+        quoted(unknown)
+    )
 }

@@ -46,6 +46,14 @@ impl SinkFactory for Factory {
         "add-header"
     }
 
+    fn summary(&self) -> &'static str {
+        "adds a header field to the message, with ${...} variables"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["name", "value", "position"])
+    }
+
     fn fits(&self, event: &Event) -> bool {
         // Message-level events only: a per-recipient event would add the field once per
         // recipient, and `track` sees a copy of the message.
@@ -58,7 +66,7 @@ impl SinkFactory for Factory {
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         let p = &spec.properties;
         let name = props::required(p, "name")?;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        if !postern_mailmsg::is_header_name(&name) {
             return Err(SinkError::Config(format!(
                 "property `name`: {name:?} is not a field name"
             )));

@@ -21,6 +21,14 @@ impl SinkFactory for Factory {
         "delay"
     }
 
+    fn summary(&self) -> &'static str {
+        "waits before the chain goes on (a tarpit)"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["ms", "blocking"])
+    }
+
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         let ms = props::int(&spec.properties, "ms")?
             .ok_or_else(|| SinkError::Config("property `ms` is required".into()))?;

@@ -18,6 +18,14 @@ impl SinkFactory for Factory {
         "ehlo-keyword"
     }
 
+    fn summary(&self) -> &'static str {
+        "advertises a keyword in the EHLO reply"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["keyword"])
+    }
+
     fn fits(&self, event: &Event) -> bool {
         matches!(event, Event::Inbound(Some(v)) if v.as_str() == "EHLO")
     }

@@ -27,6 +27,14 @@ impl SinkFactory for Factory {
         "fault"
     }
 
+    fn summary(&self) -> &'static str {
+        "fails, panics or hangs on purpose, to try on_error and timeouts"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["mode", "blocking"])
+    }
+
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         let mode = match props::required(&spec.properties, "mode")?.as_ref() {
             "error" => Mode::Error,

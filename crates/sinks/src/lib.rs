@@ -14,7 +14,9 @@
 //!
 //! # Design
 //! A built-in sink is a factory that checks its properties once, when the registry loads, and
-//! makes an instance that does no parsing per event. Sinks that answer at once return
+//! makes an instance that does no parsing per event. Each factory declares the property keys it
+//! reads (`SinkFactory::properties`), so that the host refuses a binding with a key the sink
+//! would ignore, and a one-line summary for `postern binding sinks`. Sinks that answer at once return
 //! `Call::Ready`, which costs no allocation.
 
 #![warn(missing_docs)]
@@ -47,4 +49,17 @@ pub fn all() -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(command::Factory),
         Arc::new(hosts::Factory),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_sink_says_what_it_does_and_which_properties_it_reads() {
+        for factory in all() {
+            assert!(!factory.summary().is_empty(), "{}", factory.name());
+            assert!(factory.properties().is_some(), "{}", factory.name());
+        }
+    }
 }

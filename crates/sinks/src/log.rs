@@ -20,6 +20,14 @@ impl SinkFactory for Factory {
         "log"
     }
 
+    fn summary(&self) -> &'static str {
+        "logs the event and what the binding sees, at info level"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["label"])
+    }
+
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         Ok(Instance::Async(Arc::new(Log {
             label: props::text(&spec.properties, "label")?

@@ -27,6 +27,14 @@ impl SinkFactory for Factory {
         "reply"
     }
 
+    fn summary(&self) -> &'static str {
+        "answers a protocol event with a fixed reply (access lists, new SMTP commands)"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["code", "enhanced", "text", "disconnect"])
+    }
+
     fn fits(&self, event: &Event) -> bool {
         event.kind() != EventKind::Transport && *event != Event::SessionEnd
     }

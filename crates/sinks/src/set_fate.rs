@@ -19,6 +19,14 @@ impl SinkFactory for Factory {
         "set-fate"
     }
 
+    fn summary(&self) -> &'static str {
+        "sets the message's fate: abort, badmail, quarantine, hold or normal"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["fate"])
+    }
+
     fn fits(&self, event: &Event) -> bool {
         // The transport acts on a fate between the stages up to route; end-of-data carries it
         // into the queue. (At `store` and `track` there is no later stage to act on it.)

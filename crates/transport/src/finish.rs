@@ -147,7 +147,7 @@ fn write_file(folder: &Path, path: &Path, content: &[u8]) -> std::io::Result<()>
     let mut file = std::fs::File::create(path)?;
     file.write_all(content)?;
     file.sync_all()?;
-    std::fs::File::open(folder)?.sync_all()
+    postern_mailmsg::durable::sync_dir(folder)
 }
 
 pub(crate) fn id_of(msg: &MailMsg) -> String {

@@ -26,6 +26,24 @@ pub enum Pass {
     Held,
 }
 
+impl std::fmt::Display for Pass {
+    /// For the log: a retry time as an RFC 3339 UTC time, not Unix milliseconds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pass::Done => f.write_str("done"),
+            Pass::Held => f.write_str("held"),
+            Pass::Deferred(until_ms) => {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(*until_ms);
+                write!(
+                    f,
+                    "deferred until {}",
+                    humantime::format_rfc3339_seconds(at)
+                )
+            }
+        }
+    }
+}
+
 /// Why the message stopped early.
 enum Stop {
     Fate(Fate),
@@ -60,7 +78,7 @@ impl Transport {
             }
             None => self.finish(&snapshot, &mut msg).await,
         };
-        info!(queue_id = %id, outcome = ?pass, "transport pass done");
+        info!(queue_id = %id, outcome = %pass, "transport pass done");
         pass
     }
 

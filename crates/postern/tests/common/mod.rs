@@ -63,9 +63,12 @@ impl Postern {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("read listening line");
+        // A text line, or with a JSON log a JSON object.
+        let json: Option<serde_json::Value> = serde_json::from_str(line.trim()).ok();
         let addr = line
             .trim()
             .strip_prefix("listening smtp ")
+            .or_else(|| json.as_ref()?["address"].as_str())
             .unwrap_or_else(|| {
                 panic!(
                     "no listening line: {line:?}; log:\n{}",
@@ -121,6 +124,23 @@ impl Postern {
                 );
                 return found;
             }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the server's log holds `needle` (the log is written by a background thread,
+    /// so a line can appear a moment after the event); returns the log.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -66,7 +66,7 @@ pub enum ErrorKind {
     #[error("`{0}` is not a size (a whole number with an optional unit k, M or G)")]
     BadSize(String),
     /// Not a boolean.
-    #[error("`{0}` is not yes, no, true or false")]
+    #[error("`{0}` is not yes, no, true, false, on, off, 1 or 0")]
     BadBool(String),
     /// Not an SMTP verb.
     #[error("`{0}` is not an SMTP verb (ASCII letters, digits and `-`, at most 32)")]
@@ -161,7 +161,7 @@ fn keyed(key: &str, comparison: Comparison, value: &str) -> Result<Test, ErrorKi
         Key::Size => Test::Size(comparison, size(value)?),
         Key::Header => {
             let name = key[HEADER.len()..].trim();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+            if !postern_mailmsg::is_header_name(name) {
                 return Err(ErrorKind::BadHeaderName(name.to_owned()));
             }
             Test::Header {
@@ -285,31 +285,12 @@ fn network(item: &str) -> Result<IpNet, ErrorKind> {
     Ok(net.trunc())
 }
 
-/// `yes`/`no`/`true`/`false`, without case.
+/// A boolean as properties write it (`yes`, `no`, `true`, `false`, `on`, `off`, `1`, `0`).
 fn boolean(value: &str) -> Result<bool, ErrorKind> {
-    match value.to_ascii_lowercase().as_str() {
-        "yes" | "true" => Ok(true),
-        "no" | "false" => Ok(false),
-        _ => Err(ErrorKind::BadBool(value.to_owned())),
-    }
+    postern_mailmsg::parse_bool(value).ok_or_else(|| ErrorKind::BadBool(value.to_owned()))
 }
 
-/// A whole number of octets with an optional unit `k`, `M` or `G` (1024-based, any case).
+/// A size, in the syntax of the configuration (`10M`, `50m`, `1024`).
 fn size(value: &str) -> Result<u64, ErrorKind> {
-    let bad = || ErrorKind::BadSize(value.to_owned());
-    let (digits, unit) = match value.as_bytes().last() {
-        Some(b'k' | b'K') => (&value[..value.len() - 1], 1 << 10),
-        Some(b'm' | b'M') => (&value[..value.len() - 1], 1 << 20),
-        Some(b'g' | b'G') => (&value[..value.len() - 1], 1 << 30),
-        _ => (value, 1),
-    };
-    let digits = digits.trim_end();
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(bad)
+    postern_config::parse_size(value).map_err(|_| ErrorKind::BadSize(value.to_owned()))
 }
