@@ -189,7 +189,13 @@ impl Default for Delivery {
         let minutes = |m: u64| Duration::from_secs(m * 60);
         Delivery {
             smtp_port: 25,
-            retry_intervals: vec![minutes(5), minutes(10), minutes(20), minutes(40), minutes(60)],
+            retry_intervals: vec![
+                minutes(5),
+                minutes(10),
+                minutes(20),
+                minutes(40),
+                minutes(60),
+            ],
             max_age: Duration::from_secs(5 * 24 * 3600),
             delay_warning: Some(Duration::from_secs(4 * 3600)),
             connections_per_host: 10,

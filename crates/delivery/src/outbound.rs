@@ -94,18 +94,17 @@ impl DefaultSink for DnsDefault<'_> {
             Hop::Host(host, port) => {
                 Outcome::changes(vec![Change::SetHosts(vec![join_host_port(host, *port)])])
             }
-            Hop::Mx(domain) => match self.resolver.mx_hosts(domain).await {
-                Ok(hosts) => Outcome::changes(vec![Change::SetHosts(hosts)]),
-                Err(e @ DnsError::NullMx(_)) => {
-                    Outcome::next().with_verdict(Verdict::Reject(Some(format!("556 5.1.10 {e}"))))
+            Hop::Mx(domain) => {
+                match self.resolver.mx_hosts(domain).await {
+                    Ok(hosts) => Outcome::changes(vec![Change::SetHosts(hosts)]),
+                    Err(e @ DnsError::NullMx(_)) => Outcome::next()
+                        .with_verdict(Verdict::Reject(Some(format!("556 5.1.10 {e}")))),
+                    Err(e @ DnsError::NoSuchDomain(_)) => Outcome::next()
+                        .with_verdict(Verdict::Reject(Some(format!("550 5.1.2 {e}")))),
+                    Err(e) => Outcome::next()
+                        .with_verdict(Verdict::TempFail(Some(format!("451 4.4.3 {e}")))),
                 }
-                Err(e @ DnsError::NoSuchDomain(_)) => {
-                    Outcome::next().with_verdict(Verdict::Reject(Some(format!("550 5.1.2 {e}"))))
-                }
-                Err(e) => {
-                    Outcome::next().with_verdict(Verdict::TempFail(Some(format!("451 4.4.3 {e}"))))
-                }
-            },
+            }
         }
     }
 }
@@ -307,9 +306,19 @@ impl Outbound {
         }
     }
 
-    fn peer_context(&self, base: &Context, name: &str, address: SocketAddr, conn: &Connection) -> Context {
+    fn peer_context(
+        &self,
+        base: &Context,
+        name: &str,
+        address: SocketAddr,
+        conn: &Connection,
+    ) -> Context {
         let mut ctx = base.clone();
-        let next_hop = base.peer.as_ref().map(|p| p.next_hop.clone()).unwrap_or_default();
+        let next_hop = base
+            .peer
+            .as_ref()
+            .map(|p| p.next_hop.clone())
+            .unwrap_or_default();
         ctx.peer = Some(Arc::new(Peer {
             next_hop,
             host: Some(name.to_owned()),
@@ -330,7 +339,9 @@ impl Outbound {
         policy: &Policy,
     ) -> Result<Leased, RcptOutcome> {
         let Some(permit) = self.pool.permit(address).await else {
-            return Err(RcptOutcome::Deferred("451 4.3.0 delivery is shutting down".into()));
+            return Err(RcptOutcome::Deferred(
+                "451 4.3.0 delivery is shutting down".into(),
+            ));
         };
         let deferred = |e: &dyn std::fmt::Display| {
             RcptOutcome::Deferred(format!("451 4.4.1 {name}[{}]: {e}", address.ip()))
@@ -351,7 +362,8 @@ impl Outbound {
             return Err(refusal(&greeting, name, address));
         }
         self.hello(&mut conn, &events, name, address).await?;
-        let want_tls = policy.required || (conn.extensions.starttls() && !self.pool.skip_tls(address));
+        let want_tls =
+            policy.required || (conn.extensions.starttls() && !self.pool.skip_tls(address));
         if want_tls {
             if !conn.extensions.starttls() {
                 return Err(RcptOutcome::Deferred(format!(
@@ -373,7 +385,9 @@ impl Outbound {
                     )));
                 }
                 self.pool.tls_failed(address);
-                return Err(deferred(&"STARTTLS refused; the next attempt goes in clear text"));
+                return Err(deferred(
+                    &"STARTTLS refused; the next attempt goes in clear text",
+                ));
             }
             let config = if policy.required {
                 self.tls
@@ -402,10 +416,7 @@ impl Outbound {
             self.hello(&mut conn, &events, name, address).await?;
         }
         info!(%address, host = name, tls = conn.tls, "connected");
-        Ok(Leased {
-            conn,
-            permit,
-        })
+        Ok(Leased { conn, permit })
     }
 
     /// EHLO through `outbound:session-start`, with the HELO fallback.
@@ -448,7 +459,13 @@ impl Outbound {
     }
 
     /// After a transaction: keep the connection for the next message, or end the session.
-    async fn release(&self, snapshot: &Snapshot, base: Context, address: SocketAddr, leased: Leased) {
+    async fn release(
+        &self,
+        snapshot: &Snapshot,
+        base: Context,
+        address: SocketAddr,
+        leased: Leased,
+    ) {
         if self.pool.keeps_idle() {
             let host = self.host.clone();
             self.pool.put_idle(address, leased, move |conn| async move {
@@ -498,9 +515,21 @@ mod tests {
     fn hops_parse() {
         let cases = [
             ("mx", "mx:Example.ORG", Some(Hop::Mx("example.org".into()))),
-            ("smarthost", "smtp:relay.example:587", Some(Hop::Host("relay.example".into(), 587))),
-            ("default port", "smtp:relay.example", Some(Hop::Host("relay.example".into(), 25))),
-            ("ipv6", "smtp:[2001:db8::1]:2525", Some(Hop::Host("2001:db8::1".into(), 2525))),
+            (
+                "smarthost",
+                "smtp:relay.example:587",
+                Some(Hop::Host("relay.example".into(), 587)),
+            ),
+            (
+                "default port",
+                "smtp:relay.example",
+                Some(Hop::Host("relay.example".into(), 25)),
+            ),
+            (
+                "ipv6",
+                "smtp:[2001:db8::1]:2525",
+                Some(Hop::Host("2001:db8::1".into(), 2525)),
+            ),
             ("bad port", "smtp:relay:x", None),
             ("unknown kind", "lmtp:x", None),
             ("empty mx", "mx:", None),

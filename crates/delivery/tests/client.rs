@@ -13,15 +13,19 @@ use postern_sink_host::{Catalog, Snapshot};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
 fn message(recipients: &[&str]) -> MailMsg {
-    let mut msg = MailMsg::default();
-    msg.sender = Some(Sender {
-        address: "alice@example.org".into(),
-        ..Sender::default()
-    });
+    let mut msg = MailMsg {
+        sender: Some(Sender {
+            address: "alice@example.org".into(),
+            ..Sender::default()
+        }),
+        ..MailMsg::default()
+    };
     for r in recipients {
         msg.recipients.push(Recipient::new(*r));
     }
-    msg.content = Content::new(Bytes::from_static(b"Subject: t\r\n\r\n.leading dot\r\nbody\r\n"));
+    msg.content = Content::new(Bytes::from_static(
+        b"Subject: t\r\n\r\n.leading dot\r\nbody\r\n",
+    ));
     msg
 }
 
@@ -107,7 +111,12 @@ async fn open(conn: &mut Connection, remote: &mut Remote, extensions: &[&str]) {
 #[tokio::test]
 async fn pipelines_mail_rcpt_and_data_in_one_batch() {
     let (mut conn, mut remote) = pair();
-    open(&mut conn, &mut remote, &["PIPELINING", "SIZE 1000000", "8BITMIME"]).await;
+    open(
+        &mut conn,
+        &mut remote,
+        &["PIPELINING", "SIZE 1000000", "8BITMIME"],
+    )
+    .await;
     let snapshot = snapshot();
     let msg = message(&["a@x.test", "b@x.test"]);
     let events = events(&snapshot);
@@ -169,7 +178,11 @@ async fn sends_bdat_when_chunking_is_offered() {
         (bdat, chunk)
     });
     assert_eq!(bdat, format!("BDAT {len} LAST"));
-    assert_eq!(chunk, msg.content.bytes().to_vec(), "BDAT sends the content unstuffed");
+    assert_eq!(
+        chunk,
+        msg.content.bytes().to_vec(),
+        "BDAT sends the content unstuffed"
+    );
     assert_eq!(
         result.unwrap(),
         [(0, RcptOutcome::Delivered("250 2.0.0 chunk ok".into()))]

@@ -78,8 +78,11 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     info!(messages = recovered.live.len(), "queue recovered");
 
     let (stop, shutdown) = watch::channel(false);
-    let (inbox, intake) = mpsc::unbounded_channel();
-    let transport = Transport::new(config.clone(), host.clone(), spool.clone());
+    let (inbox, intake) = mpsc::channel(postern_transport::INBOX_CAPACITY);
+    let node = node_id(&config.hostname);
+    let ids = Arc::new(QueueIdGenerator::new(node));
+    let transport = Transport::new(config.clone(), host.clone(), spool.clone(), ids.clone())
+        .context("starting the transport")?;
     let transport_task = tokio::spawn(transport.run(intake, recovered.live, shutdown.clone()));
 
     let addresses: Vec<_> = config.listeners.iter().map(|l| l.address).collect();
@@ -107,12 +110,11 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         }
         out.flush()?;
     }
-    let node = node_id(&config.hostname);
     let server = Arc::new(Server::new(
         config.clone(),
         host,
         spool.clone(),
-        QueueIdGenerator::new(node),
+        ids,
         shutdown,
         inbox,
     ));

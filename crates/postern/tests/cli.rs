@@ -271,6 +271,8 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
         "builtin:log",
         "builtin:delay",
         "builtin:fault",
+        "builtin:command",
+        "builtin:hosts",
     ] {
         let line = list
             .lines()
@@ -281,7 +283,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
     assert!(list.contains("code, enhanced, text, disconnect"), "{list}");
     assert_eq!(
         list.lines().count(),
-        8,
+        10,
         "a header and one line each:\n{list}"
     );
 }

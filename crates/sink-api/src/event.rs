@@ -163,15 +163,27 @@ impl Event {
         ("max-size", "MaxMsgSize"),
         ("track", "MsgTrackLog"),
         ("dns-resolve", "DnsResolver"),
-        ("outbound:session-start", "OnSessionStart (before EHLO is sent)"),
-        ("outbound:message-start", "OnMessageStart (before MAIL FROM is sent)"),
+        (
+            "outbound:session-start",
+            "OnSessionStart (before EHLO is sent)",
+        ),
+        (
+            "outbound:message-start",
+            "OnMessageStart (before MAIL FROM is sent)",
+        ),
         (
             "outbound:per-recipient",
             "OnPerRecipient (before each RCPT TO is sent)",
         ),
-        ("outbound:before-data", "OnBeforeData (before DATA or BDAT is sent)"),
+        (
+            "outbound:before-data",
+            "OnBeforeData (before DATA or BDAT is sent)",
+        ),
         ("outbound:session-end", "OnSessionEnd (before QUIT is sent)"),
-        ("response", "OnServerResponse (each reply of a remote server)"),
+        (
+            "response",
+            "OnServerResponse (each reply of a remote server)",
+        ),
     ];
 
     /// Parses an event name or an original alias, case-insensitively.
@@ -193,7 +205,10 @@ impl Event {
                 .map(Self::Outbound)
                 .ok_or_else(unknown);
         }
-        if let Some(step) = OutboundStep::ALL.into_iter().find(|s| s.original() == lower) {
+        if let Some(step) = OutboundStep::ALL
+            .into_iter()
+            .find(|s| s.original() == lower)
+        {
             return Ok(Self::Outbound(step));
         }
         Ok(match lower.as_str() {

@@ -61,6 +61,9 @@ pub struct Dispatched {
     /// Whether a bound sink (not the default) asked for any change — the transport persists
     /// the message before its next stage when one did.
     pub sink_changes: bool,
+    /// The name of the last bound sink (not the default) that decided something: a verdict
+    /// other than continue, a fate, a failed recipient. Tracking records it.
+    pub decided_by: Option<String>,
 }
 
 /// Why a call did not give an outcome.
@@ -164,6 +167,18 @@ impl Snapshot {
 
 /// Applies an outcome; returns whether the chain stops here.
 fn settle(ctx: &mut Context, outcome: Outcome, who: &str, out: &mut Dispatched) -> bool {
+    if who != "default"
+        && (outcome.verdict != Verdict::Continue
+            || outcome.changes.iter().any(|c| {
+                matches!(
+                    c,
+                    postern_sink_api::Change::SetFate(_)
+                        | postern_sink_api::Change::FailRecipient(_)
+                )
+            }))
+    {
+        out.decided_by = Some(who.to_owned());
+    }
     for change in outcome.changes {
         let summary = if tracing::enabled!(tracing::Level::DEBUG) {
             format!("{change:?}")

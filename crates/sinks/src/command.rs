@@ -24,6 +24,14 @@ impl SinkFactory for Factory {
         "command"
     }
 
+    fn summary(&self) -> &'static str {
+        "replaces the command the outbound client is about to send, or sends one more after it"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["replace", "append"])
+    }
+
     fn fits(&self, event: &Event) -> bool {
         matches!(event, Event::Outbound(_))
     }

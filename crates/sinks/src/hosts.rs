@@ -21,6 +21,14 @@ impl SinkFactory for Factory {
         "hosts"
     }
 
+    fn summary(&self) -> &'static str {
+        "supplies the hosts of a next hop at dns-resolve, so no MX lookup is made"
+    }
+
+    fn properties(&self) -> Option<&'static [&'static str]> {
+        Some(&["hosts"])
+    }
+
     fn fits(&self, event: &Event) -> bool {
         *event == Event::DnsResolve
     }
@@ -35,10 +43,10 @@ impl SinkFactory for Factory {
         if hosts.is_empty() {
             return Err(SinkError::Config("property `hosts` names no host".into()));
         }
-        if let Some(bad) = hosts
-            .iter()
-            .find(|h| h.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()))
-        {
+        if let Some(bad) = hosts.iter().find(|h| {
+            h.bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        }) {
             return Err(SinkError::Config(format!(
                 "property `hosts`: {bad:?} is not a host"
             )));

@@ -140,7 +140,7 @@ where
                     info!(session = st.info.id, queue_id = %id, from = %msg.sender_address(),
                           recipients = msg.recipients.len(), size = msg.info.size,
                           remote = %st.info.remote.ip(), "message accepted");
-                    st.server.submit(msg);
+                    st.server.submit(msg).await;
                 }
                 Err(e) => {
                     error!(session = st.info.id, queue_id = %id, "queue write failed: {e}");

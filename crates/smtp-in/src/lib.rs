@@ -55,7 +55,7 @@ pub struct Server {
     /// The durable queue.
     pub spool: Spool,
     /// Makes queue ids.
-    pub ids: QueueIdGenerator,
+    pub ids: Arc<QueueIdGenerator>,
     /// The name of this server in replies and trace fields.
     pub hostname: String,
     /// Becomes `true` when the server shuts down.
@@ -63,7 +63,7 @@ pub struct Server {
     /// Open connections.
     pub connections: Arc<Connections>,
     /// Where accepted (durable) messages go: the transport.
-    inbox: mpsc::UnboundedSender<MailMsg>,
+    inbox: mpsc::Sender<MailMsg>,
 }
 
 impl Server {
@@ -72,9 +72,9 @@ impl Server {
         config: Arc<Config>,
         host: Arc<Host>,
         spool: Spool,
-        ids: QueueIdGenerator,
+        ids: Arc<QueueIdGenerator>,
         shutdown: watch::Receiver<bool>,
-        inbox: mpsc::UnboundedSender<MailMsg>,
+        inbox: mpsc::Sender<MailMsg>,
     ) -> Self {
         Self {
             hostname: config.hostname.clone(),
@@ -88,9 +88,10 @@ impl Server {
         }
     }
 
-    /// Hands a durable message to the transport. If the transport is gone (shutting down) the
-    /// message stays in the queue and recovery delivers it at the next start.
-    pub(crate) fn submit(&self, msg: MailMsg) {
-        let _ = self.inbox.send(msg);
+    /// Hands a durable message to the transport, waiting for room when the transport is
+    /// behind (the channel is bounded). If the transport is gone (shutting down) the message
+    /// stays in the queue and recovery delivers it at the next start.
+    pub(crate) async fn submit(&self, msg: MailMsg) {
+        let _ = self.inbox.send(msg).await;
     }
 }

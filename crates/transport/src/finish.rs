@@ -1,59 +1,29 @@
-//! The end of a pass: tell the queue, schedule the retry, act on a fate, raise `track`.
+//! The end of a pass: expiry, DSNs, telling the queue, scheduling the retry, acting on a fate.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use postern_mailmsg::{Fate, MailMsg, RecipientStatus, Value, now_ms};
 use postern_queue::QueueState;
-use postern_sink_api::{Context, Event};
-use postern_sink_host::{NoDefault, Snapshot};
-use tracing::{error, info, warn};
+use postern_sink_host::Snapshot;
+use tracing::{error, info};
 
 use crate::Transport;
 use crate::pipeline::Pass;
+use crate::retry::{self, Next};
 
 /// The message property counting delivery attempts.
-const ATTEMPTS: &str = "postern.attempts";
-
-/// Minutes to wait before attempt n+1 (the last value repeats).
-const BACKOFF_MINUTES: &[u64] = &[1, 5, 15, 30, 60, 120, 240];
+pub(crate) const ATTEMPTS: &str = "postern.attempts";
 
 impl Transport {
-    /// Tells the queue what became of the message.
+    /// Tells the queue what became of the message: expires what is too old, sends the DSNs
+    /// that are due, and either completes the message or schedules its next attempt.
     pub(crate) async fn finish(&self, snapshot: &Snapshot, msg: &mut MailMsg) -> Pass {
-        for r in &msg.recipients {
-            let (state, reason) = match &r.status {
-                RecipientStatus::Delivered => ("delivered", ""),
-                RecipientStatus::Failed { reason } => ("failed", reason.as_str()),
-                RecipientStatus::Deferred { reason } => ("deferred", reason.as_str()),
-                RecipientStatus::Pending => continue,
-            };
-            info!(queue_id = %id_of(msg), recipient = %r.address, next_hop = r.next_hop.as_deref().unwrap_or(""),
-                  state, reason, "recipient");
-        }
-        let all_final = msg.recipients.iter().all(|r| r.status.is_final());
-        if all_final {
-            let failed = msg
-                .recipients
-                .iter()
-                .filter(|r| matches!(r.status, RecipientStatus::Failed { .. }))
-                .count();
-            if failed > 0 && !msg.sender_address().is_empty() {
-                // Delivery status notifications arrive with the outbound SMTP client.
-                warn!(queue_id = %id_of(msg), failed, sender = %msg.sender_address(),
-                      "recipients failed; a DSN to the sender is due");
-            }
-            self.track(
-                snapshot,
-                msg,
-                if failed > 0 { "bounced" } else { "delivered" },
-            )
-            .await;
-            return match self.complete(msg).await {
-                true => Pass::Done,
-                false => Pass::Deferred(now_ms() + 60_000),
-            };
-        }
+        let now = now_ms();
+        let arrival = if msg.info.arrival_ms == 0 {
+            now
+        } else {
+            msg.info.arrival_ms
+        };
         let attempts = msg
             .properties
             .get(ATTEMPTS)
@@ -61,26 +31,90 @@ impl Transport {
             .unwrap_or(0)
             + 1;
         msg.properties.set(ATTEMPTS, attempts);
-        let minutes = BACKOFF_MINUTES[(attempts as usize - 1).min(BACKOFF_MINUTES.len() - 1)];
-        let until = now_ms() + minutes * 60_000;
-        self.track(snapshot, msg, "deferred").await;
+        let deferred = msg
+            .recipients
+            .iter()
+            .any(|r| matches!(r.status, RecipientStatus::Deferred { .. }));
+        let next = if deferred {
+            retry::next_attempt(&self.config.delivery, arrival, attempts as u64, now)
+        } else {
+            Next::RetryAt(now)
+        };
+        if next == Next::Expired {
+            let age = humanize(self.config.delivery.max_age.as_secs());
+            for r in &mut msg.recipients {
+                if let RecipientStatus::Deferred { reason } = &r.status {
+                    r.properties.set(crate::track::EXPIRED, true);
+                    r.status = RecipientStatus::Failed {
+                        reason: format!("{reason} (gave up after {age})"),
+                    };
+                }
+            }
+        }
+        self.track_recipients(snapshot, msg).await;
+        let next_at = match next {
+            Next::RetryAt(at) => at,
+            Next::Expired => now,
+        };
+        let delay_due = retry::delay_warning_due(&self.config.delivery, arrival, now);
+        if !self
+            .notify(
+                snapshot,
+                msg,
+                delay_due,
+                retry::expiry(&self.config.delivery, arrival),
+            )
+            .await
+        {
+            // The DSN could not be queued: keep the message and try its notices again.
+            if let Err(e) = self
+                .spool
+                .update(
+                    msg,
+                    QueueState::Deferred {
+                        until_ms: now + 60_000,
+                    },
+                )
+                .await
+            {
+                error!(queue_id = %id_of(msg), "queue update failed: {e}");
+            }
+            return Pass::Deferred(now + 60_000);
+        }
+        let all_final = msg.recipients.iter().all(|r| r.status.is_final());
+        if all_final {
+            return match self.complete(msg).await {
+                true => Pass::Done,
+                false => Pass::Deferred(now + 60_000),
+            };
+        }
+        self.track_message(snapshot, msg, "deferred", Some(next_at))
+            .await;
+        info!(queue_id = %id_of(msg), attempts, next_attempt = %crate::track::rfc3339(next_at),
+              "message deferred");
         if let Err(e) = self
             .spool
-            .update(msg, QueueState::Deferred { until_ms: until })
+            .update(msg, QueueState::Deferred { until_ms: next_at })
             .await
         {
             error!(queue_id = %id_of(msg), "queue update failed: {e}");
         }
-        Pass::Deferred(until)
+        Pass::Deferred(next_at)
     }
 
     /// Acts on a fate a sink set.
-    pub(crate) async fn settle_fate(&self, msg: &mut MailMsg, fate: Fate) -> Pass {
+    pub(crate) async fn settle_fate(
+        &self,
+        snapshot: &Snapshot,
+        msg: &mut MailMsg,
+        fate: Fate,
+    ) -> Pass {
         let id = id_of(msg);
         match fate {
             Fate::Normal => Pass::Done,
             Fate::Hold => {
                 info!(queue_id = %id, "message held");
+                self.track_message(snapshot, msg, "held", None).await;
                 if let Err(e) = self.spool.update(msg, QueueState::Held).await {
                     error!(queue_id = %id, "queue update failed: {e}");
                 }
@@ -88,34 +122,54 @@ impl Transport {
             }
             Fate::Abort => {
                 info!(queue_id = %id, "message aborted by a sink: not delivered, no DSN");
+                self.track_message(snapshot, msg, "aborted", None).await;
                 self.complete(msg).await;
                 Pass::Done
             }
-            Fate::Badmail | Fate::Quarantine => {
-                let folder = self.data_dir.join(fate.as_str());
-                let content = msg.content.bytes().clone();
-                let path = folder.join(format!("{id}.eml"));
-                let written =
-                    tokio::task::spawn_blocking(move || write_file(&folder, &path, &content))
-                        .await
-                        .map_err(|e| std::io::Error::other(e.to_string()))
-                        .and_then(|r| r);
-                match written {
-                    Ok(()) => {
-                        info!(queue_id = %id, fate = fate.as_str(), "message moved out of the queue");
-                        self.complete(msg).await;
-                        Pass::Done
-                    }
-                    Err(e) => {
-                        error!(queue_id = %id, fate = fate.as_str(), "could not write: {e}");
-                        Pass::Deferred(now_ms() + 60_000)
-                    }
+            Fate::Badmail | Fate::Quarantine => match self.move_out(msg, fate.as_str()).await {
+                Ok(()) => {
+                    let state = if fate == Fate::Badmail {
+                        "badmail"
+                    } else {
+                        "quarantined"
+                    };
+                    self.track_message(snapshot, msg, state, None).await;
+                    self.complete(msg).await;
+                    Pass::Done
                 }
-            }
+                Err(e) => {
+                    error!(queue_id = %id, fate = fate.as_str(), "could not write: {e}");
+                    Pass::Deferred(now_ms() + 60_000)
+                }
+            },
         }
     }
 
-    async fn complete(&self, msg: &MailMsg) -> bool {
+    /// Writes the message and its envelope into `DATA/FOLDER/` (badmail, quarantine), synced.
+    pub(crate) async fn move_out(&self, msg: &MailMsg, folder: &str) -> std::io::Result<()> {
+        let id = id_of(msg);
+        let folder = self.data_dir.join(folder);
+        let content = msg.content.bytes().clone();
+        let envelope = envelope_text(msg);
+        tokio::task::spawn_blocking(move || {
+            write_file(&folder, &folder.join(format!("{id}.eml")), &content)?;
+            write_file(
+                &folder,
+                &folder.join(format!("{id}.envelope")),
+                envelope.as_bytes(),
+            )
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| {
+            if r.is_ok() {
+                info!(queue_id = %id_of(msg), "message moved out of the queue");
+            }
+            r
+        })
+    }
+
+    pub(crate) async fn complete(&self, msg: &MailMsg) -> bool {
         let Some(id) = msg.id else { return true };
         match self.spool.complete(id).await {
             Ok(()) => true,
@@ -125,20 +179,27 @@ impl Transport {
             }
         }
     }
+}
 
-    /// Raises `track` for a change of the message's state (delivered, bounced, deferred); the
-    /// transport's own log lines record the state, so the event has no default sink.
-    pub(crate) async fn track(&self, snapshot: &Snapshot, msg: &MailMsg, state: &str) {
-        if !snapshot.is_bound(&Event::Track) {
-            // Nothing listens: no copy of the message to make.
-            return;
-        }
-        let mut ctx = Context::new(Event::Track, self.host.server_props.clone());
-        let mut copy = msg.clone();
-        copy.properties.set("track.state", state);
-        ctx.message = Arc::new(copy);
-        snapshot.dispatch(&mut ctx, &mut NoDefault).await;
+/// The envelope as a small text file beside a message moved out of the queue, so nothing about
+/// it is lost: sender, each recipient with its state and reason.
+fn envelope_text(msg: &MailMsg) -> String {
+    let mut out = format!(
+        "queue-id: {}\nsender: <{}>\n",
+        id_of(msg),
+        msg.sender_address()
+    );
+    for r in &msg.recipients {
+        let (state, reason) = match &r.status {
+            RecipientStatus::Pending => ("pending", ""),
+            RecipientStatus::Delivered => ("delivered", ""),
+            RecipientStatus::Deferred { reason } => ("deferred", reason.as_str()),
+            RecipientStatus::Failed { reason } => ("failed", reason.as_str()),
+        };
+        let reason = reason.replace(['\r', '\n'], " ");
+        out.push_str(&format!("recipient: <{}> {state} {reason}\n", r.address));
     }
+    out
 }
 
 fn write_file(folder: &Path, path: &Path, content: &[u8]) -> std::io::Result<()> {
@@ -148,6 +209,16 @@ fn write_file(folder: &Path, path: &Path, content: &[u8]) -> std::io::Result<()>
     file.write_all(content)?;
     file.sync_all()?;
     postern_mailmsg::durable::sync_dir(folder)
+}
+
+/// "5d", "4h", "30m", "45s": how long a message was tried, for people.
+pub(crate) fn humanize(seconds: u64) -> String {
+    match seconds {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 pub(crate) fn id_of(msg: &MailMsg) -> String {

@@ -62,12 +62,15 @@ impl Transport {
                 r.status = RecipientStatus::Pending;
             }
         }
+        if msg.properties.get(crate::finish::ATTEMPTS).is_none() {
+            self.track_message(&snapshot, &msg, "received", None).await;
+        }
         let mut ctx = Context::new(Event::Submission, self.host.server_props.clone());
         ctx.message = Arc::new(msg);
         let stop = self.stages(&snapshot, &mut ctx).await;
         let mut msg = Arc::unwrap_or_clone(ctx.message);
         let pass = match stop {
-            Some(Stop::Fate(fate)) => self.settle_fate(&mut msg, fate).await,
+            Some(Stop::Fate(fate)) => self.settle_fate(&snapshot, &mut msg, fate).await,
             Some(Stop::Defer(reason)) => {
                 for r in msg.recipients.iter_mut().filter(|r| !r.status.is_final()) {
                     r.status = RecipientStatus::Deferred {
@@ -82,7 +85,7 @@ impl Transport {
         pass
     }
 
-    async fn stages(&self, snapshot: &Snapshot, ctx: &mut Context) -> Option<Stop> {
+    async fn stages(&self, snapshot: &Arc<Snapshot>, ctx: &mut Context) -> Option<Stop> {
         // A message that was routed on an earlier pass (and is retried now) goes straight to
         // delivery: the stages before it ran once, and their sinks' changes are in the queue.
         let routed = ctx.message.properties.get(ROUTED).and_then(Value::as_bool) == Some(true);
@@ -137,6 +140,7 @@ impl Transport {
         });
         if all_hops {
             Arc::make_mut(&mut ctx.message).properties.set(ROUTED, true);
+            self.track_routed(snapshot, &ctx.message).await;
         }
         if !persisted {
             // What sinks changed is written before delivery starts, so a crash does not lose it.
@@ -147,8 +151,8 @@ impl Transport {
         None
     }
 
-    /// Local recipients to the store event; remote ones wait for the outbound client.
-    async fn deliver(&self, snapshot: &Snapshot, ctx: &mut Context) {
+    /// Local recipients to the store event, remote ones to the outbound client.
+    async fn deliver(&self, snapshot: &Arc<Snapshot>, ctx: &mut Context) {
         ctx.event = Event::Store;
         let mut store = MaildirStore(self.maildir.clone());
         for i in 0..ctx.message.recipients.len() {
@@ -178,20 +182,7 @@ impl Transport {
             }
         }
         ctx.recipient = None;
-        // Remote next hops wait for the outbound SMTP client.
-        let msg = Arc::make_mut(&mut ctx.message);
-        for r in msg
-            .recipients
-            .iter_mut()
-            .filter(|r| r.status == RecipientStatus::Pending)
-        {
-            let remote = r.next_hop.as_deref().is_some_and(|h| !h.starts_with(LOCAL));
-            if remote {
-                r.status = RecipientStatus::Deferred {
-                    reason: "remote delivery is not available in this build".into(),
-                };
-            }
-        }
+        self.deliver_remote(snapshot, ctx).await;
     }
 
     /// Raises a per-recipient event for every recipient still pending; returns whether any
@@ -238,6 +229,13 @@ impl Transport {
     /// pipeline goes on. A deferral of the whole message stops it: every pending recipient is
     /// then marked deferred and the pass ends with a retry.
     fn verdict(&self, ctx: &mut Context, d: &Dispatched, recipient: Option<usize>) -> bool {
+        if let Some(binding) = &d.decided_by {
+            let msg = Arc::make_mut(&mut ctx.message);
+            match recipient.and_then(|i| msg.recipients.get_mut(i)) {
+                Some(r) => r.properties.set(crate::track::BINDING, binding.as_str()),
+                None => msg.properties.set(crate::track::BINDING, binding.as_str()),
+            };
+        }
         match &d.transport {
             TransportVerdict::Continue => true,
             TransportVerdict::Fail(reason) => {

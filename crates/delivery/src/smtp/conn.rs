@@ -174,7 +174,11 @@ impl Connection {
         bytes.extend_from_slice(b"\r\n");
         self.write(&bytes, limit).await?;
         let (reply, raw) = self.read_raw(limit).await?;
-        if reply.code == 250 && line.get(..4).is_some_and(|v| v.eq_ignore_ascii_case("EHLO")) {
+        if reply.code == 250
+            && line
+                .get(..4)
+                .is_some_and(|v| v.eq_ignore_ascii_case("EHLO"))
+        {
             self.extensions = parse_ehlo(&raw);
             return Ok(reply);
         }

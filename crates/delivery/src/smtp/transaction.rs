@@ -186,8 +186,12 @@ pub async fn send(
     let mut mail_reply: Option<Reply> = None;
     let mut accepted: Vec<usize> = Vec::new();
     let mut data_reply: Option<Reply> = None;
-    let result = run_batch(conn, events, batch, ext.pipelining(), &mut |expect, reply| {
-        match expect {
+    let result = run_batch(
+        conn,
+        events,
+        batch,
+        ext.pipelining(),
+        &mut |expect, reply| match expect {
             Expect::Mail(_) => mail_reply = Some(reply),
             Expect::Rcpt(i, _) => {
                 let mail_ok = mail_reply.as_ref().is_some_and(|r| r.code / 100 == 2);
@@ -201,8 +205,8 @@ pub async fn send(
             }
             Expect::Data(_) => data_reply = Some(reply),
             Expect::Extra(_) => {}
-        }
-    })
+        },
+    )
     .await;
     if let Err(e) = result {
         return Err((e, done));
@@ -221,7 +225,9 @@ pub async fn send(
     }
     if accepted.is_empty() {
         if data_reply.as_ref().is_some_and(|r| r.code == 354) {
-            finish_empty_data(conn).await.map_err(|e| (e, done.clone()))?;
+            finish_empty_data(conn)
+                .await
+                .map_err(|e| (e, done.clone()))?;
         }
         reset(conn).await;
         return Ok(done);

@@ -1,0 +1,94 @@
+//! Remote recipients: grouped by next hop, each group one transaction through the outbound
+//! client, the hops of a message delivered concurrently.
+
+use std::sync::Arc;
+
+use postern_delivery::RcptOutcome;
+use postern_mailmsg::{MailMsg, RecipientStatus};
+use postern_sink_api::Context;
+use postern_sink_host::Snapshot;
+
+use crate::Transport;
+use crate::defaults::LOCAL;
+
+/// Recipient properties the outbound client records.
+pub(crate) const REPLY: &str = "postern.reply";
+/// The host that answered, `name[address]`.
+pub(crate) const REMOTE: &str = "postern.remote";
+/// Set when the next hop offered DSN and so took over the duty of success notices.
+pub(crate) const RELAYED_DSN: &str = "postern.relayed_dsn";
+
+impl Transport {
+    /// Delivers every pending recipient with a remote next hop.
+    pub(crate) async fn deliver_remote(&self, snapshot: &Arc<Snapshot>, ctx: &mut Context) {
+        let mut hops: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, r) in ctx.message.recipients.iter().enumerate() {
+            let Some(hop) = r.next_hop.as_deref() else {
+                continue;
+            };
+            if r.status != RecipientStatus::Pending || hop.starts_with(LOCAL) {
+                continue;
+            }
+            match hops.iter_mut().find(|(h, _)| h == hop) {
+                Some((_, list)) => list.push(i),
+                None => hops.push((hop.to_owned(), vec![i])),
+            }
+        }
+        if hops.is_empty() {
+            return;
+        }
+        let msg: Arc<MailMsg> = ctx.message.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (hop, list) in hops {
+            let outbound = self.outbound.clone();
+            let snapshot = snapshot.clone();
+            let msg = msg.clone();
+            tasks.spawn(async move {
+                let report = outbound.deliver(&snapshot, &msg, &hop, &list).await;
+                (hop, list, report)
+            });
+        }
+        // Each hop's outcome is applied as it comes in.
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((hop, list, report)) = joined else {
+                // A panicking hop leaves its recipients pending: deferred below.
+                continue;
+            };
+            let msg = Arc::make_mut(&mut ctx.message);
+            for (i, outcome) in report.outcomes {
+                let Some(r) = msg.recipients.get_mut(i) else {
+                    continue;
+                };
+                if let Some(remote) = &report.remote {
+                    r.properties.set(REMOTE, remote.as_str());
+                }
+                match outcome {
+                    RcptOutcome::Delivered(reply) => {
+                        r.properties.set(REPLY, reply);
+                        if report.remote_dsn {
+                            r.properties.set(RELAYED_DSN, true);
+                        }
+                        r.status = RecipientStatus::Delivered;
+                    }
+                    RcptOutcome::Deferred(reason) => {
+                        r.properties.set(REPLY, reason.as_str());
+                        r.status = RecipientStatus::Deferred { reason };
+                    }
+                    RcptOutcome::Failed(reason) => {
+                        r.properties.set(REPLY, reason.as_str());
+                        r.status = RecipientStatus::Failed { reason };
+                    }
+                }
+            }
+            for i in list {
+                if let Some(r) = msg.recipients.get_mut(i)
+                    && r.status == RecipientStatus::Pending
+                {
+                    r.status = RecipientStatus::Deferred {
+                        reason: format!("451 4.3.0 delivery to {hop} did not finish"),
+                    };
+                }
+            }
+        }
+    }
+}
