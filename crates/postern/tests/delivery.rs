@@ -520,3 +520,100 @@ fn a_remote_that_sends_garbage_is_a_deferral_with_a_reason() {
     );
     server.wait_for_mail("localhost", "bob", 1);
 }
+
+/// A route to `secure.test` through the smarthost `mx.secure.test` (127.0.0.2) with a TLS
+/// policy, plus the shared test configuration.
+fn tls_config(dns: &Dns, mx_port: u16, policy: &str) -> String {
+    format!(
+        "{}[[route]]\ndomain = \"secure.test\"\nsmarthost = \"mx.secure.test:{mx_port}\"\n{policy}\n",
+        config(dns, mx_port, "")
+    )
+}
+
+fn tls_dns() -> Dns {
+    Dns::start(&["--host-record=mx.secure.test,127.0.0.2".into()])
+}
+
+#[test]
+fn starttls_is_used_when_the_next_hop_offers_it() {
+    let dns = dns();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, _) = common::peers::certificate(certs.path(), "mx1.remote.test");
+    let mx = Mx::start_with_tls("127.0.0.2", "{}", Some((&cert, &key)));
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &dns, mx.port, "");
+    let reply = server.client().send_message(
+        "alice@localhost",
+        &["bob@remote.test"],
+        "Subject: s\r\n\r\nx\r\n",
+    );
+    assert_eq!(reply.code, 250);
+    mx.wait_for(1);
+    // Opportunistic: the self-signed certificate is not checked, the session is encrypted.
+    let commands = mx.commands();
+    assert!(
+        commands.lines().any(|l| l == "EHLO mx.test tls"),
+        "{commands}"
+    );
+}
+
+#[test]
+fn required_tls_verifies_the_certificate_against_the_routes_ca_file() {
+    let dns = tls_dns();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = common::peers::certificate(certs.path(), "mx.secure.test");
+    let mx = Mx::start_with_tls("127.0.0.2", "{}", Some((&cert, &key)));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "tls = \"required\"\nca_file = {:?}",
+        ca.display().to_string()
+    );
+    let server = Postern::start_in(dir.path(), Some(&tls_config(&dns, mx.port, &policy)));
+    let reply = server.client().send_message(
+        "alice@localhost",
+        &["bob@secure.test"],
+        "Subject: s\r\n\r\nx\r\n",
+    );
+    assert_eq!(reply.code, 250);
+    mx.wait_for(1);
+    assert!(mx.commands().lines().any(|l| l == "EHLO mx.test tls"));
+}
+
+#[test]
+fn required_tls_defers_rather_than_send_in_clear_text() {
+    let dns = tls_dns();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, _) = common::peers::certificate(certs.path(), "mx.secure.test");
+    // One next hop offers no STARTTLS; the other offers it with a certificate nobody trusts.
+    let plain = Mx::start("127.0.0.2", "{}");
+    let untrusted = Mx::start_with_tls("127.0.0.2", "{}", Some((&cert, &key)));
+    for (mx, want) in [
+        (&plain, "does not offer STARTTLS"),
+        (&untrusted, "TLS handshake failed"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Postern::start_in(
+            dir.path(),
+            Some(&tls_config(&dns, mx.port, "tls = \"required\"")),
+        );
+        let reply = server.client().send_message(
+            "alice@localhost",
+            &["bob@secure.test"],
+            "Subject: s\r\n\r\nx\r\n",
+        );
+        assert_eq!(reply.code, 250);
+        let log = wait_track(&dir.path().join("data"), "a deferral", |log| {
+            has_state(log, "bob@secure.test", "deferred")
+        });
+        let deferred = log
+            .iter()
+            .find(|r| r["recipient"] == "bob@secure.test" && r["state"] == "deferred")
+            .unwrap();
+        let reason = deferred["reply"].as_str().unwrap();
+        assert!(
+            reason.contains("4.7.5") && reason.contains(want),
+            "{reason}"
+        );
+        assert!(mx.received().is_empty(), "nothing went in clear text");
+    }
+}

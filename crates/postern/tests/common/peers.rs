@@ -85,6 +85,11 @@ pub struct Mx {
 impl Mx {
     /// `script` is the JSON behaviour of tests/peers/mx.py (`{}` accepts everything).
     pub fn start(host: &str, script: &str) -> Mx {
+        Self::start_with_tls(host, script, None)
+    }
+
+    /// Offering STARTTLS with this certificate and key (PEM files) when given.
+    pub fn start_with_tls(host: &str, script: &str, tls: Option<(&Path, &Path)>) -> Mx {
         let temp = tempfile::tempdir().expect("temp dir");
         let out = temp.path().join("out");
         std::fs::create_dir_all(&out).expect("out dir");
@@ -99,6 +104,14 @@ impl Mx {
             .arg(&out)
             .arg("--script")
             .arg(&script_path)
+            .args(tls.map_or_else(Vec::new, |(cert, key)| {
+                vec![
+                    "--tls-cert".into(),
+                    cert.as_os_str().to_owned(),
+                    "--tls-key".into(),
+                    key.as_os_str().to_owned(),
+                ]
+            }))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(temp.path().join("mx.log")).expect("log"),
@@ -172,6 +185,77 @@ impl Drop for Mx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A certificate for `name` (and the address 127.0.0.2) signed by a CA of its own, both made
+/// by openssl in `dir`; returns (certificate, key, CA certificate) paths. The CA can be a route's
+/// `ca_file`.
+pub fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = which("openssl");
+    let run = |args: &[&str]| {
+        let status = Command::new(&openssl)
+            .current_dir(dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=Postern test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.csr",
+        "-subj",
+        &format!("/CN={name}"),
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("basicConstraints=CA:FALSE\nsubjectAltName=DNS:{name},IP:127.0.0.2\n"),
+    )
+    .expect("extensions");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "cert.pem",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("ca.pem"),
+    )
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; a test binds it right after).

@@ -7,12 +7,15 @@ command it sees to OUT/commands.log. Its behaviour comes from a JSON file given 
   {"rcpt": {"bad@remote.test": "550 5.1.1 no such user"},   # per-recipient replies
    "data_fail_first": "451 4.3.0 try again later",          # the first DATA gets this
    "data": "554 5.7.1 content refused"}                    # every DATA gets this
+
+With --tls-cert and --tls-key it offers STARTTLS; an EHLO over TLS is logged as `EHLO NAME tls`.
 """
 
 import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 
 from aiosmtpd.smtp import SMTP
@@ -30,7 +33,7 @@ class Handler:
             f.write(line + "\n")
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.log("EHLO " + hostname)
+        self.log("EHLO " + hostname + (" tls" if session.ssl else ""))
         session.host_name = hostname
         return responses
 
@@ -82,16 +85,23 @@ async def main():
     parser.add_argument("--host", default="127.0.0.2")
     parser.add_argument("--out", required=True)
     parser.add_argument("--script")
+    parser.add_argument("--tls-cert", help="offer STARTTLS with this certificate (PEM)")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     script = {}
     if args.script:
         with open(args.script) as f:
             script = json.load(f)
     handler = Handler(args.out, script)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(handler, hostname="peer.test", decode_data=False,
-                     enable_SMTPUTF8=True, data_size_limit=script.get("size", 33554432)),
+                     enable_SMTPUTF8=True, data_size_limit=script.get("size", 33554432),
+                     tls_context=tls),
         host=args.host, port=0)
     port = server.sockets[0].getsockname()[1]
     print("ready {}".format(port), flush=True)
