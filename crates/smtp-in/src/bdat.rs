@@ -1,27 +1,36 @@
 //! BDAT (RFC 3030 CHUNKING): byte-counted chunks, no dot-stuffing, the last one ends the message.
 
 use postern_sink_api::{Command, Reply};
+use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::defaults::Staged;
+use crate::defaults::{Staged, parse_request};
 use crate::reply;
 use crate::session::{Chunks, Flow, Session, State, data_deadline, log_refused};
 
-/// Parses `BDAT size [LAST]`.
-pub(crate) fn parse(args: &str) -> Option<(usize, bool)> {
-    let mut words = args.split_ascii_whitespace();
-    let size = words.next()?.parse::<usize>().ok()?;
-    let last = match words.next() {
-        None => false,
-        Some(w) if w.eq_ignore_ascii_case("LAST") => true,
-        Some(_) => return None,
-    };
-    words.next().is_none().then_some((size, last))
+/// The most digits a chunk size may have: `smtp-proto` reads sizes exactly only up to this many
+/// (past it the value saturates and starts over), and no chunk that large could be kept anyway.
+const MAX_SIZE_DIGITS: usize = usize::MAX.ilog10() as usize;
+
+/// Parses a `BDAT size [LAST]` command line.
+pub(crate) fn parse(line: &str) -> Option<(usize, bool)> {
+    let (_, args) = line.split_once(' ')?;
+    let digits = args.trim_start().split_ascii_whitespace().next()?;
+    if digits.len() > MAX_SIZE_DIGITS {
+        return None;
+    }
+    match parse_request(line) {
+        Ok(Request::Bdat {
+            chunk_size,
+            is_last,
+        }) => Some((chunk_size, is_last)),
+        _ => None,
+    }
 }
 
 /// The default sink of `inbound:BDAT`: checks the sequence.
 pub(crate) fn bdat(st: &State, command: &Command) -> (Reply, Staged) {
-    let Some((size, _last)) = parse(&command.args) else {
+    let Some((size, _last)) = parse(&command.line) else {
         return (reply::bad_arguments("BDAT size [LAST]"), Staged::Nothing);
     };
     if st.msg.sender.is_none() {

@@ -49,6 +49,11 @@ impl Input {
         &self.buf[self.start..self.end]
     }
 
+    /// Whether part of a command line has arrived (or a too-long one is being thrown away).
+    pub(crate) fn in_line(&self) -> bool {
+        self.discarding || self.start < self.end
+    }
+
     /// Marks `n` pending bytes as used.
     pub(crate) fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);

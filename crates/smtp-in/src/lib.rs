@@ -34,6 +34,8 @@ mod received;
 mod reply;
 pub mod session;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -112,15 +112,21 @@ where
             return end;
         }
         let mut shutdown = self.st.server.shutdown.clone();
+        // When the command line being received must be complete: the command timeout bounds a
+        // whole line from its first octet, not the gaps between reads, so a client trickling
+        // one octet at a time cannot hold the session longer than a silent one.
+        let mut line_deadline: Option<Instant> = None;
         loop {
             match self.input.next_line() {
                 Some(Line::Complete(range)) => {
+                    line_deadline = None;
                     if let Flow::Close(end) = self.command(range).await {
                         return end;
                     }
                     continue;
                 }
                 Some(Line::TooLong) => {
+                    line_deadline = None;
                     if let Flow::Close(end) = self.error_reply(reply::line_too_long()).await {
                         return end;
                     }
@@ -132,10 +138,15 @@ where
                 return End::Io(e.to_string());
             }
             let timeout = self.st.server.config.limits.command_timeout;
+            let deadline = if self.input.in_line() {
+                *line_deadline.get_or_insert_with(|| Instant::now() + timeout)
+            } else {
+                Instant::now() + timeout
+            };
             // A transaction in progress is let finish (within the shutdown grace period).
             let idle = self.st.msg.sender.is_none();
             let read = tokio::select! {
-                r = tokio::time::timeout(timeout, self.input.fill(&mut self.stream)) => r,
+                r = tokio::time::timeout_at(deadline, self.input.fill(&mut self.stream)) => r,
                 _ = shutdown.wait_for(|stop| *stop), if idle => {
                     // Between commands nothing is in flight: tell the client and go.
                     self.send(&reply::shutting_down(&self.st.server.hostname));
@@ -201,7 +212,7 @@ where
         // A BDAT chunk follows its command whatever the reply, so its size is read before any
         // sink runs; when it cannot be read the stream can no longer be followed.
         let bdat = if verb.as_str() == "BDAT" {
-            match crate::bdat::parse(args) {
+            match crate::bdat::parse(text) {
                 Some(chunk) => Some(chunk),
                 None => {
                     self.send(&reply::bad_arguments("BDAT size [LAST]"));

@@ -1,0 +1,5 @@
+//! Session tests over `tokio::io::duplex`: the state machine without sockets, transcript style.
+
+mod harness;
+mod protocol;
+mod timeouts;
