@@ -4,7 +4,10 @@ use postern_sink_api::{Command, Reply};
 use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use tracing::error;
+
 use crate::defaults::{Staged, parse_request};
+use crate::intake::{Intake, IntakeError};
 use crate::reply;
 use crate::session::{Chunks, Flow, Session, State, data_deadline, log_refused};
 
@@ -39,41 +42,72 @@ pub(crate) fn bdat(st: &State, command: &Command) -> (Reply, Staged) {
     if st.msg.recipients.is_empty() {
         return (reply::no_recipients(), Staged::Nothing);
     }
-    (reply::chunk_received(size), Staged::Bdat)
+    // The first chunk starts the transfer's content.
+    let fresh = if st.chunks.is_none() {
+        let limits = &st.server.config.limits;
+        match Intake::start(&st.server.budget, limits.spill_threshold) {
+            Some(intake) => Some(intake),
+            None => {
+                log_refused(st, "the memory budget is exhausted");
+                return (reply::no_memory(), Staged::Nothing);
+            }
+        }
+    } else {
+        None
+    };
+    (reply::chunk_received(size), Staged::Bdat(fresh))
 }
 
 impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// Reads a chunk (always, so the stream stays in step) and keeps it if it was accepted.
+    /// Reads a chunk (always, so the stream stays in step) and keeps it if it was accepted;
+    /// `accepted` brings the intake of a new transfer.
     pub(crate) async fn receive_chunk(
         &mut self,
         size: usize,
         last: bool,
-        reply: Reply,
-        accepted: bool,
+        mut reply: Reply,
+        accepted: Option<Option<Intake>>,
     ) -> Flow {
+        let server = self.st.server.clone();
         let limit = self.st.size_limit();
         let deadline = data_deadline(&self.st);
         self.input.for_data();
-        let mut chunks = if accepted {
-            Some(self.st.chunks.take().unwrap_or(Chunks {
-                content: Vec::new(),
-                seen: 0,
-            }))
-        } else {
-            None
+        let was_accepted = accepted.is_some();
+        let mut chunks = match accepted {
+            Some(fresh) => self.st.chunks.take().or_else(|| fresh.map(Chunks::new)),
+            None => None,
         };
+        if was_accepted && chunks.is_none() {
+            // The default sink brings an intake whenever no transfer is in progress, so this
+            // does not happen; should it, no 250 is said for content that is not kept.
+            reply = reply::no_memory();
+        }
+        // Set when the content could not be kept (its file failed); the chunk is still read.
+        let mut lost: Option<IntakeError> = None;
         let mut remaining = size;
         loop {
-            let pending = self.input.pending();
-            let take = remaining.min(pending.len());
+            let take = remaining.min(self.input.pending().len());
             if let Some(c) = chunks.as_mut() {
-                let room = usize::try_from(limit)
-                    .unwrap_or(usize::MAX)
-                    .saturating_sub(c.content.len());
-                c.content.extend_from_slice(&pending[..take.min(room)]);
+                let room =
+                    usize::try_from(limit.saturating_sub(c.content.len())).unwrap_or(usize::MAX);
+                let keep = take.min(room);
+                if keep > 0 && lost.is_none() {
+                    match c
+                        .content
+                        .reserve(&server.budget, &server.spill_dir, keep)
+                        .await
+                    {
+                        Ok(()) => {
+                            let piece = &self.input.pending()[..keep];
+                            c.checker.feed(piece);
+                            c.content.buf().extend_from_slice(piece);
+                        }
+                        Err(e) => lost = Some(e),
+                    }
+                }
                 c.seen += take as u64;
             }
             self.input.consume(take);
@@ -97,6 +131,11 @@ where
             }
             return self.error_reply(reply).await;
         };
+        if let Some(e) = lost {
+            error!(session = self.st.info.id, "message not kept: {e}");
+            self.st.reset();
+            return self.error_reply(reply::queue_failed()).await;
+        }
         if chunks.seen > limit {
             log_refused(&self.st, "over the size limit");
             let reply = self.oversize(limit).await;
@@ -109,7 +148,7 @@ where
         }
         // The same content rules as DATA: a bare CR or LF here would be an end of data
         // (smuggling) for a next hop that receives the message with DATA.
-        if let Some(flaw) = crate::dot::check(&chunks.content) {
+        if let Some(flaw) = chunks.checker.finish() {
             log_refused(&self.st, flaw.describe());
             self.st.reset();
             return self.error_reply(reply::bad_content(flaw.describe())).await;

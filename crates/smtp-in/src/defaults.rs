@@ -6,6 +6,7 @@ use postern_mailmsg::{QueueId, Recipient, Sender};
 use postern_sink_api::{Change, Command, Context, Event, Outcome, Reply};
 use postern_sink_host::DefaultSink;
 
+use crate::intake::Intake;
 use crate::session::State;
 use crate::{bdat, data, ehlo, mail, minor, rcpt};
 
@@ -23,10 +24,11 @@ pub(crate) enum Staged {
     /// MAIL declared a size over the limit; the max-size event has not decided yet.
     Oversize(Sender),
     Rcpt(Recipient),
-    /// DATA accepted: the message will have this id.
-    Data(QueueId),
-    /// BDAT accepted (the session read the chunk's size before the event).
-    Bdat,
+    /// DATA accepted: the message will have this id, and its content starts in this intake.
+    Data(QueueId, Intake),
+    /// BDAT accepted (the session read the chunk's size before the event); the first chunk of
+    /// a transfer brings the intake its content starts in.
+    Bdat(Option<Intake>),
     Reset,
     Quit,
 }

@@ -186,6 +186,15 @@ pub(crate) fn queue_failed() -> Reply {
     )
 }
 
+/// `452 4.3.1` when the memory budget for messages in transfer is used up.
+pub(crate) fn no_memory() -> Reply {
+    Reply::new(
+        452,
+        esc(4, 3, 1),
+        "Insufficient system resources, try again later",
+    )
+}
+
 /// `421 4.4.2` after an idle or command timeout.
 pub(crate) fn timeout(host: &str) -> Reply {
     Reply::new(

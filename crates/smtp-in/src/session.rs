@@ -256,7 +256,10 @@ where
         let code = reply.code;
         if let Some((size, last)) = bdat {
             // RFC 3030 §2: the chunk is read whatever the reply; the reply comes after it.
-            let accepted = matches!(staged, Staged::Bdat);
+            let accepted = match staged {
+                Staged::Bdat(fresh) => Some(fresh),
+                _ => None,
+            };
             let flow = self.receive_chunk(size, last, reply, accepted).await;
             return if disconnect {
                 Flow::Close(End::Disconnected)
@@ -273,9 +276,9 @@ where
                 self.send(&reply);
                 return Flow::Close(End::Quit);
             }
-            Staged::Data(id) if code == 354 => {
+            Staged::Data(id, intake) if code == 354 => {
                 self.send(&reply);
-                return self.receive_data(id).await;
+                return self.receive_data(id, intake).await;
             }
             other => self.st.apply(other),
         }

@@ -12,6 +12,8 @@ use tracing::warn;
 
 use crate::Server;
 use crate::defaults::Staged;
+use crate::dot::Checker;
+use crate::intake::Intake;
 
 /// A session's state apart from its stream.
 pub(crate) struct State {
@@ -30,8 +32,22 @@ pub(crate) struct State {
 
 /// A BDAT transfer in progress.
 pub(crate) struct Chunks {
-    pub(crate) content: Vec<u8>,
+    /// The content kept so far (up to the size limit).
+    pub(crate) content: Intake,
+    /// Octets received, kept or not.
     pub(crate) seen: u64,
+    /// The content rules DATA applies, checked as the chunks arrive.
+    pub(crate) checker: Checker,
+}
+
+impl Chunks {
+    pub(crate) fn new(content: Intake) -> Self {
+        Self {
+            content,
+            seen: 0,
+            checker: Checker::default(),
+        }
+    }
 }
 
 impl State {
@@ -53,7 +69,7 @@ impl State {
     /// Carries out a staged change after a positive reply.
     pub(crate) fn apply(&mut self, staged: Staged) {
         match staged {
-            Staged::Nothing | Staged::Quit | Staged::Data(_) | Staged::Bdat => {}
+            Staged::Nothing | Staged::Quit | Staged::Data(..) | Staged::Bdat(_) => {}
             Staged::Helo { name, esmtp } => {
                 let info = Arc::make_mut(&mut self.info);
                 info.helo = Some(name);
