@@ -89,7 +89,7 @@ where
         let mut lost: Option<IntakeError> = None;
         let mut remaining = size;
         loop {
-            let take = remaining.min(self.input.pending().len());
+            let mut take = remaining.min(self.input.pending().len());
             if let Some(c) = chunks.as_mut() {
                 let room =
                     usize::try_from(limit.saturating_sub(c.content.len())).unwrap_or(usize::MAX);
@@ -100,8 +100,12 @@ where
                         .reserve(&server.budget, &server.spill_dir, keep)
                         .await
                     {
-                        Ok(()) => {
-                            let piece = &self.input.pending()[..keep];
+                        Ok(n) => {
+                            if n < keep {
+                                // Room for part only: the rest is taken next round.
+                                take = n;
+                            }
+                            let piece = &self.input.pending()[..n.min(keep)];
                             c.checker.feed(piece);
                             c.content.buf().extend_from_slice(piece);
                         }
@@ -114,6 +118,9 @@ where
             remaining -= take;
             if remaining == 0 {
                 break;
+            }
+            if !self.input.pending().is_empty() {
+                continue;
             }
             if let Err(end) = self.fill_before(deadline).await {
                 return Flow::Close(end);

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 /// The unit of the semaphore's permits.
 const KIB: usize = 1024;
 
-/// The budget shared by every session.
-#[derive(Debug)]
+/// The budget shared by every session. Clones share it.
+#[derive(Debug, Clone)]
 pub(crate) struct Budget {
     permits: Arc<Semaphore>,
     /// All permits: a request for more is cut to this, so that it can be met at all.
@@ -63,7 +63,9 @@ impl Budget {
 
     /// Grows `share` to cover `octets`, if that much more is free.
     pub(crate) fn try_grow(&self, share: &mut Share, octets: usize) -> bool {
-        let wanted = self.permits_for(octets);
+        let Ok(wanted) = u32::try_from(octets.div_ceil(KIB)) else {
+            return false;
+        };
         let held = share.permits();
         if wanted <= held {
             return true;

@@ -75,13 +75,17 @@ where
         let deadline = data_deadline(&self.st);
         self.input.for_data();
         loop {
-            let incoming = self.input.pending().len();
-            if lost.is_none()
-                && let Err(e) = content
-                    .reserve(&server.budget, &server.spill_dir, incoming)
+            let pending = self.input.pending().len();
+            // How much input the content's buffer has room for now.
+            let mut n = pending;
+            if lost.is_none() {
+                match content
+                    .reserve(&server.budget, &server.spill_dir, pending)
                     .await
-            {
-                lost = Some(e);
+                {
+                    Ok(room) => n = room,
+                    Err(e) => lost = Some(e),
+                }
             }
             let out = if lost.is_some() {
                 scratch.clear();
@@ -89,13 +93,14 @@ where
             } else {
                 content.buf()
             };
-            let pending = self.input.pending();
-            if let Some(used) = decoder.feed(pending, out) {
+            if let Some(used) = decoder.feed(&self.input.pending()[..n], out) {
                 self.input.consume(used);
                 break;
             }
-            let used = pending.len();
-            self.input.consume(used);
+            self.input.consume(n);
+            if n < pending {
+                continue;
+            }
             if let Err(end) = self.fill_before(deadline).await {
                 return Flow::Close(end);
             }

@@ -1,7 +1,7 @@
 //! The content of a message while it arrives. It starts in memory, under a share of the
 //! [`Budget`]; once it passes the spill threshold, or the budget cannot grow, it moves to an
-//! unnamed file in the data folder and the session keeps only a write buffer, however long the
-//! message and however slowly it comes. When the message is complete its content comes back
+//! unnamed file in the data folder and the session keeps only a write buffer (still under the
+//! budget), however long the message and however slowly it comes. When the message is complete its content comes back
 //! into memory, under the budget again, for the end-of-data sinks and the queue.
 //!
 //! The file is made with `O_TMPFILE` (or unlinked as soon as it is made): it has no name, so
@@ -19,11 +19,12 @@ use crate::budget::{Budget, Share};
 
 /// The share a transfer starts with; most messages fit.
 pub(crate) const INITIAL: usize = 16 * 1024;
-/// The write buffer of a message on disk.
-const WRITE_CHUNK: usize = 256 * 1024;
+/// The write buffer of a message on disk (under the budget too).
+const WRITE_CHUNK: usize = 128 * 1024;
 /// What one write into the buffer may add beyond the input it consumed (the DATA decoder may
 /// give back a CR it held from the previous input).
 const SLACK: usize = 2;
+const _: () = assert!(INITIAL > SLACK);
 
 /// Why the content could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +40,10 @@ pub(crate) enum IntakeError {
 /// A message's content so far.
 #[derive(Debug)]
 pub(crate) struct Intake {
-    /// In memory: the content so far, its capacity covered by `share`. On disk: the octets not
-    /// yet written to `file`.
+    /// In memory: the content so far. On disk: the octets not yet written to `file`. Its
+    /// capacity is covered by `share`.
     buf: Vec<u8>,
-    /// Held while the content is in memory; given back when it moves to disk.
+    /// Taken from the budget; `None` only once `finish` has taken it.
     share: Option<Share>,
     /// Shared with the blocking tasks that write it.
     file: Option<Arc<File>>,
@@ -80,39 +81,40 @@ impl Intake {
         &mut self.buf
     }
 
-    /// Makes room in the buffer for content from `incoming` octets of input, so that appending
-    /// them does not allocate outside the budget: grows the share, or moves the content to a
-    /// file in `dir` (past the threshold, or when the budget has no more), or writes out the
-    /// buffer of content already on disk.
+    /// Makes room in the buffer for the content of up to `wanted` octets of input, so that
+    /// appending it does not allocate outside the budget; returns how many octets of input may
+    /// be appended now (at least one, at most `wanted`). In memory, it grows the share; past
+    /// the threshold, or when the budget has no more, it moves the content to a file in `dir`;
+    /// on disk, it writes out the buffer when it is full.
     pub(crate) async fn reserve(
         &mut self,
         budget: &Budget,
         dir: &Path,
-        incoming: usize,
-    ) -> Result<(), IntakeError> {
-        let need = self.buf.len() + incoming + SLACK;
-        if need <= self.buf.capacity() {
-            return Ok(());
+        wanted: usize,
+    ) -> Result<usize, IntakeError> {
+        let need = self.buf.len() + wanted + SLACK;
+        if wanted == 0 || need <= self.buf.capacity() {
+            return Ok(wanted);
         }
-        match self.share.as_mut() {
-            Some(share) => {
+        if self.file.is_none() {
+            if let Some(share) = self.share.as_mut() {
                 let grown = need.max(self.buf.capacity() * 2).min(self.threshold);
                 if need <= self.threshold && budget.try_grow(share, grown) {
                     let room = share.octets().saturating_sub(self.buf.len());
                     self.buf.reserve_exact(room);
-                    return Ok(());
+                    return Ok(wanted);
                 }
-                self.spill(dir).await?;
             }
-            None => self.write().await?,
+            self.spill(budget, dir).await?;
+        } else {
+            self.write().await?;
         }
-        // Content on disk: the buffer is empty, and one input is smaller than it.
-        self.buf.reserve(incoming + SLACK);
-        Ok(())
+        Ok(wanted.min(self.buf.capacity() - SLACK).max(1))
     }
 
-    /// Moves the content to a new file and gives its share back.
-    async fn spill(&mut self, dir: &Path) -> Result<(), IntakeError> {
+    /// Moves the content to a new file. The share shrinks to a write buffer, or grows to one if
+    /// the budget allows; when it does not, the buffer is the smallest share a transfer has.
+    async fn spill(&mut self, budget: &Budget, dir: &Path) -> Result<(), IntakeError> {
         let dir = dir.to_owned();
         let file = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
@@ -123,8 +125,15 @@ impl Intake {
         self.file = Some(Arc::new(file));
         self.write().await?;
         // The memory goes back before the share does.
-        self.buf = Vec::with_capacity(WRITE_CHUNK);
-        self.share = None;
+        self.buf = Vec::new();
+        let Some(share) = self.share.as_mut() else {
+            return Err(IntakeError::Budget);
+        };
+        if !budget.try_grow(share, WRITE_CHUNK) {
+            share.shrink_to(INITIAL);
+        }
+        share.shrink_to(WRITE_CHUNK);
+        self.buf.reserve_exact(share.octets());
         Ok(())
     }
 
@@ -170,6 +179,10 @@ impl Intake {
             return Ok(share.hold(raw));
         };
         self.write().await?;
+        // The write buffer's share goes back first: waiting while holding it could keep other
+        // messages from being read back.
+        self.buf = Vec::new();
+        self.share = None;
         let size = prefix.len() + usize::try_from(self.written).unwrap_or(usize::MAX);
         let share = budget
             .take(size, deadline)
@@ -193,12 +206,16 @@ impl Intake {
 mod tests {
     use super::*;
 
-    async fn append(intake: &mut Intake, budget: &Budget, dir: &Path, data: &[u8]) {
-        for piece in data.chunks(4096) {
-            intake.reserve(budget, dir, piece.len()).await.unwrap();
+    async fn append(intake: &mut Intake, budget: &Budget, dir: &Path, mut data: &[u8]) {
+        while !data.is_empty() {
+            let n = intake
+                .reserve(budget, dir, data.len().min(70_000))
+                .await
+                .unwrap();
             let capacity = intake.buf().capacity();
-            intake.buf().extend_from_slice(piece);
+            intake.buf().extend_from_slice(&data[..n]);
             assert_eq!(intake.buf().capacity(), capacity, "appending allocated");
+            data = &data[n..];
         }
     }
 
@@ -213,7 +230,8 @@ mod tests {
         assert!(budget.available() <= (1 << 20) - 60_000);
         append(&mut intake, &budget, dir.path(), &data[60_000..]).await;
         assert!(intake.spilled());
-        assert_eq!(budget.available(), 1 << 20);
+        // What is left in memory is a write buffer.
+        assert_eq!(budget.available(), (1 << 20) - WRITE_CHUNK);
         assert_eq!(intake.len(), data.len() as u64);
         // The file has no name: the folder stays empty.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -235,13 +253,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let budget = Budget::new(64 * 1024);
         let mut first = Intake::start(&budget, 1 << 20).unwrap();
-        let _others: Vec<_> = (0..2)
+        let _others: Vec<_> = (0..3)
             .map(|_| Intake::start(&budget, 1 << 20).unwrap())
             .collect();
         append(&mut first, &budget, dir.path(), &[b'x'; 40_000]).await;
         assert!(first.spilled());
-        // Its share is back: two more transfers can start.
-        assert!(Intake::start(&budget, 1 << 20).is_some());
+        // It kept its first share as a write buffer, and goes on in it.
+        assert_eq!(budget.available(), 0);
+        append(&mut first, &budget, dir.path(), &[b'x'; 100_000]).await;
+        assert_eq!(first.len(), 140_000);
+        assert_eq!(budget.available(), 0);
     }
 
     #[tokio::test]

@@ -84,7 +84,7 @@ where
     let snapshot = server.host.snapshot();
     let mut session = Session {
         stream,
-        input: Input::new(),
+        input: Input::new(server.budget.clone()),
         out: Vec::with_capacity(256),
         st: State {
             server,
