@@ -9,7 +9,7 @@ use tracing::error;
 use crate::defaults::{Staged, parse_request};
 use crate::intake::{Intake, IntakeError};
 use crate::reply;
-use crate::session::{Chunks, Flow, Session, State, data_deadline, log_refused};
+use crate::session::{Chunks, Flow, Phase, Session, State, data_deadline, log_refused};
 
 /// The most digits a chunk size may have: `smtp-proto` reads sizes exactly only up to this many
 /// (past it the value saturates and starts over), and no chunk that large could be kept anyway.
@@ -85,6 +85,11 @@ where
             // does not happen; should it, no 250 is said for content that is not kept.
             reply = reply::no_memory();
         }
+        self.st.phase = if chunks.is_some() {
+            Phase::Bdat
+        } else {
+            Phase::Discarding
+        };
         // Set when the content could not be kept (its file failed); the chunk is still read.
         let mut lost: Option<IntakeError> = None;
         let mut remaining = size;
@@ -127,6 +132,7 @@ where
             }
         }
         self.input.for_commands();
+        self.st.phase = Phase::Command;
         let Some(chunks) = chunks else {
             // A refused chunk ends the transfer: later chunks must not be spliced onto the
             // earlier ones with a gap (RFC 3030 §2 expects the client to RSET).

@@ -16,7 +16,7 @@ use crate::dot::Decoder;
 use crate::intake::{Intake, IntakeError};
 use crate::received;
 use crate::reply;
-use crate::session::{Flow, Session, State, data_deadline, log_refused};
+use crate::session::{Flow, Phase, Session, State, data_deadline, log_refused};
 
 /// The default sink of `inbound:DATA`: checks the sequence, names the message, asks for it.
 pub(crate) fn data(st: &State, command: &Command) -> (Reply, Staged) {
@@ -73,6 +73,7 @@ where
         let mut lost: Option<IntakeError> = None;
         let mut scratch = Vec::new();
         let deadline = data_deadline(&self.st);
+        self.st.phase = Phase::Data;
         self.input.for_data();
         loop {
             let pending = self.input.pending().len();
@@ -106,6 +107,7 @@ where
             }
         }
         self.input.for_commands();
+        self.st.phase = Phase::Command;
         if let Some(e) = lost {
             error!(session = self.st.info.id, queue_id = %id, "message not kept: {e}");
             self.st.reset();

@@ -56,6 +56,11 @@ impl Input {
         &self.buf[self.start..self.end]
     }
 
+    /// Whether the rest of a too-long command line is being thrown away.
+    pub(crate) fn discarding(&self) -> bool {
+        self.discarding
+    }
+
     /// Whether part of a command line has arrived (or a too-long one is being thrown away).
     pub(crate) fn in_line(&self) -> bool {
         self.discarding || self.start < self.end

@@ -4,7 +4,8 @@
 //! # Layout
 //! - `listener`: accepting connections, connection limits, graceful shutdown.
 //! - `session`: the session state machine: read, dispatch, reply.
-//! - `state`: the session's state apart from its stream; staged changes take effect there.
+//! - `state`: the session's state apart from its stream, with its phase (greeting, command,
+//!   data, bdat, auth, discarding, closing); staged changes take effect there.
 //! - `input`: the bounded input buffer; `dot`: the DATA decoder (dot-stuffing, smuggling) and
 //!   the BDAT content check.
 //! - `budget`: the memory budget of message content across sessions; `intake`: a message's
@@ -20,9 +21,10 @@
 //! it goes to an unnamed file, so what clients send cannot grow the server's memory past the
 //! budget (a transfer that cannot get its first share is answered 452 4.3.1). The size limit
 //! bounds what is kept; the excess is counted, not kept. The complete message is handed to
-//! the queue, whose group commit makes it durable before the 250. The end of DATA is found by a decoder that
-//! treats only `<CRLF>.<CRLF>` as the end and refuses bare CR, bare LF and NUL, so no input can
-//! split one message into two (SMTP smuggling).
+//! the queue, whose group commit makes it durable before the 250. The end of DATA is found by
+//! a decoder that treats only `<CRLF>.<CRLF>` as the end and refuses bare CR, bare LF and NUL,
+//! so no input can split one message into two (SMTP smuggling). The command timeout bounds a
+//! whole command line, so a client cannot hold a session by trickling octets.
 
 #![warn(missing_docs)]
 

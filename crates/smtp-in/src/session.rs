@@ -20,7 +20,7 @@ use crate::Server;
 use crate::defaults::{Defaults, Staged};
 use crate::input::{Input, Line};
 use crate::reply;
-pub(crate) use crate::state::{Chunks, State, data_deadline, log_refused};
+pub(crate) use crate::state::{Chunks, Phase, State, data_deadline, log_refused};
 
 /// Session ids, unique within the process.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -87,6 +87,7 @@ where
         input: Input::new(server.budget.clone()),
         out: Vec::with_capacity(256),
         st: State {
+            phase: Phase::Greeting,
             server,
             snapshot,
             info: Arc::new(info),
@@ -98,8 +99,10 @@ where
         },
     };
     let end = session.serve().await;
+    // Where the session was when it ended says what a timeout or a closed connection cut off.
+    let phase = session.st.phase;
     session.finish(&end).await;
-    info!(session = id, remote = %remote, end = ?end, "session closed");
+    info!(session = id, remote = %remote, end = ?end, phase = ?phase, "session closed");
     end
 }
 
@@ -111,6 +114,7 @@ where
         if let Flow::Close(end) = self.greet().await {
             return end;
         }
+        self.st.phase = Phase::Command;
         let mut shutdown = self.st.server.shutdown.clone();
         // When the command line being received must be complete: the command timeout bounds a
         // whole line from its first octet, not the gaps between reads, so a client trickling
@@ -137,6 +141,11 @@ where
             if let Err(e) = self.flush().await {
                 return End::Io(e.to_string());
             }
+            self.st.phase = if self.input.discarding() {
+                Phase::Discarding
+            } else {
+                Phase::Command
+            };
             let timeout = self.st.server.config.limits.command_timeout;
             let deadline = if self.input.in_line() {
                 *line_deadline.get_or_insert_with(|| Instant::now() + timeout)
@@ -337,6 +346,7 @@ where
 
     /// Flushes what is left and raises session-end.
     async fn finish(&mut self, end: &End) {
+        self.st.phase = Phase::Closing;
         let _ = self.flush().await;
         let timeout = self.st.server.config.limits.command_timeout;
         let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;

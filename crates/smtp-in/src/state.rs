@@ -1,5 +1,5 @@
-//! The session's state apart from its stream: who the client is, the transaction so far, the
-//! registry snapshot it runs on, and how staged changes take effect.
+//! The session's state apart from its stream: its phase, who the client is, the transaction so
+//! far, the registry snapshot it runs on, and how staged changes take effect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +15,31 @@ use crate::defaults::Staged;
 use crate::dot::Checker;
 use crate::intake::Intake;
 
+/// Where a session is in the protocol: what the input it reads next is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// session-start runs; the greeting (or refusal) is not sent yet.
+    Greeting,
+    /// Reading command lines.
+    Command,
+    /// Reading a message's text after 354, up to `<CRLF>.<CRLF>`.
+    Data,
+    /// Reading a BDAT chunk that is kept.
+    Bdat,
+    /// An AUTH exchange: reading the client's responses, not commands.
+    #[allow(dead_code, reason = "AUTH is not offered yet: it answers 502")]
+    Auth,
+    /// Reading input only to throw it away: a refused BDAT chunk, the rest of an over-long
+    /// command line.
+    Discarding,
+    /// The session has ended: the last replies go out and session-end runs.
+    Closing,
+}
+
 /// A session's state apart from its stream.
 pub(crate) struct State {
+    /// Changed by the session as it moves between reading commands, message text and chunks.
+    pub(crate) phase: Phase,
     pub(crate) server: Arc<Server>,
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) info: Arc<SessionInfo>,

@@ -3,4 +3,5 @@
 mod harness;
 mod memory;
 mod protocol;
+mod state_machine;
 mod timeouts;

@@ -50,3 +50,40 @@ async fn each_line_gets_the_whole_timeout_from_its_first_octet() {
         assert_eq!(c.reply().await.0, 250);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_message_trickled_past_the_data_timeout_is_cut_off_with_421() {
+    let h = Harness::new(|c| {
+        c.limits.command_timeout = Duration::from_secs(1);
+        c.limits.data_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let (mut c, session) = h.connect().await;
+    c.transcript(&[
+        ("EHLO client.test", "250"),
+        ("MAIL FROM:<a@example.org>", "250"),
+        ("RCPT TO:<b@localhost>", "250"),
+        ("DATA", "354"),
+    ])
+    .await;
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        // Each line well within the command timeout; the message never ends.
+        for _ in 0..100 {
+            if c.write.write_all(b"line\r\n").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        c
+    });
+    let end = tokio::time::timeout(Duration::from_secs(5), session)
+        .await
+        .expect("the transfer outlived the data timeout")
+        .unwrap();
+    assert_eq!(end, End::Timeout);
+    assert!(started.elapsed() <= Duration::from_millis(3100));
+    let mut c = trickle.await.unwrap();
+    assert!(c.reply().await.1.starts_with("421 4.4.2"));
+    assert_eq!(h.server.spool.list().len(), 0);
+}
