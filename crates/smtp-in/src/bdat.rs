@@ -4,7 +4,7 @@ use postern_sink_api::{Command, Reply};
 use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use tracing::error;
+use tracing::{debug, error};
 
 use crate::defaults::{Staged, parse_request};
 use crate::intake::{Intake, IntakeError};
@@ -17,6 +17,11 @@ const MAX_SIZE_DIGITS: usize = usize::MAX.ilog10() as usize;
 
 /// Parses a `BDAT size [LAST]` command line.
 pub(crate) fn parse(line: &str) -> Option<(usize, bool)> {
+    // `smtp-proto` skips a CR between digits (`1<CR>2` would be 12): the size must be what
+    // was plainly sent, or the stream is not followed.
+    if line.bytes().any(|b| b.is_ascii_control()) {
+        return None;
+    }
     let (_, args) = line.split_once(' ')?;
     let digits = args.trim_start().split_ascii_whitespace().next()?;
     if digits.len() > MAX_SIZE_DIGITS {
@@ -48,7 +53,10 @@ pub(crate) fn bdat(st: &State, command: &Command) -> (Reply, Staged) {
         match Intake::start(&st.server.budget, limits.spill_threshold) {
             Some(intake) => Some(intake),
             None => {
-                log_refused(st, "the memory budget is exhausted");
+                debug!(
+                    session = st.info.id,
+                    "transfer refused: the memory budget is used up"
+                );
                 return (reply::no_memory(), Staged::Nothing);
             }
         }

@@ -7,10 +7,12 @@
 //! transport still holds counts as well.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tracing::{info, warn};
 
 /// The unit of the semaphore's permits.
 const KIB: usize = 1024;
@@ -21,6 +23,8 @@ pub(crate) struct Budget {
     permits: Arc<Semaphore>,
     /// All permits: a request for more is cut to this, so that it can be met at all.
     total: u32,
+    /// Transfers are being refused: logged when it starts and when it ends, not per transfer.
+    refusing: Arc<AtomicBool>,
 }
 
 /// Part of the budget, given back when dropped.
@@ -38,7 +42,28 @@ impl Budget {
         Self {
             permits: Arc::new(Semaphore::new(total as usize)),
             total,
+            refusing: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Takes the first share of a new transfer; `None` means 452 4.3.1. The server logs when
+    /// it begins to refuse transfers and when it accepts them again.
+    pub(crate) fn try_take_transfer(&self, octets: usize) -> Option<Share> {
+        let share = self.try_take(octets);
+        match &share {
+            None if !self.refusing.swap(true, Ordering::Relaxed) => warn!(
+                budget = u64::from(self.total) * KIB as u64,
+                "memory budget used up: new transfers get 452 4.3.1"
+            ),
+            Some(_)
+                if self.refusing.load(Ordering::Relaxed)
+                    && self.refusing.swap(false, Ordering::Relaxed) =>
+            {
+                info!("memory budget available again: transfers are accepted");
+            }
+            _ => {}
+        }
+        share
     }
 
     /// Takes `octets` now, if that much is free.

@@ -9,7 +9,7 @@ use postern_sink_api::{Change, Command, Context, Event, Outcome, Reply};
 use postern_sink_host::DefaultSink;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use crate::defaults::Staged;
 use crate::dot::Decoder;
@@ -37,7 +37,10 @@ pub(crate) fn data(st: &State, command: &Command) -> (Reply, Staged) {
     }
     let Some(intake) = Intake::start(&st.server.budget, st.server.config.limits.spill_threshold)
     else {
-        log_refused(st, "the memory budget is exhausted");
+        debug!(
+            session = st.info.id,
+            "transfer refused: the memory budget is used up"
+        );
         return (reply::no_memory(), Staged::Nothing);
     };
     (

@@ -55,7 +55,7 @@ pub(crate) struct Intake {
 impl Intake {
     /// A new transfer's content, if the budget has room for its initial share.
     pub(crate) fn start(budget: &Budget, threshold: u64) -> Option<Intake> {
-        let share = budget.try_take(INITIAL)?;
+        let share = budget.try_take_transfer(INITIAL)?;
         Some(Intake {
             buf: Vec::with_capacity(share.octets()),
             share: Some(share),

@@ -61,7 +61,7 @@ pub use listener::{Connections, bind, serve};
 use crate::budget::Budget;
 
 /// The folder, in the data folder, of messages being received that passed the spill threshold.
-pub const SPILL_DIR: &str = "incoming";
+pub(crate) const SPILL_DIR: &str = "incoming";
 pub use session::End;
 
 /// Everything sessions share.

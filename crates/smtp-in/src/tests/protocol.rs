@@ -87,3 +87,15 @@ async fn bdat_arguments_are_read_by_the_protocol_parser() {
     assert!(c.reply().await.1.starts_with("501 5.5.4"));
     assert_eq!(session.await.unwrap(), crate::End::Desync);
 }
+
+#[tokio::test]
+async fn a_bdat_size_with_a_control_character_is_not_guessed_at() {
+    let h = Harness::new(|_| {}).await;
+    let (mut c, session) = h.connect().await;
+    c.transcript(&[HELLO, MAIL, ("RCPT TO:<b@localhost>", "250")])
+        .await;
+    // `1<CR>2` is neither 1 nor 12: the stream can no longer be followed.
+    c.send_raw(b"BDAT 1\r2 LAST\r\n").await;
+    assert!(c.reply().await.1.starts_with("501 5.5.4"));
+    assert_eq!(session.await.unwrap(), crate::End::Desync);
+}
