@@ -197,8 +197,8 @@ const CASES: &[Case] = &[
     ),
     case(
         "memory budget not a size",
-        "[limits]\nmemory_budget = \"512MiB\"\n",
-        (2, 17, "limits.memory_budget", "unknown suffix `MiB`"),
+        "[limits]\nmemory_budget = \"plenty\"\n",
+        (2, 17, "limits.memory_budget", "invalid size"),
     ),
     case(
         "spill threshold zero",
