@@ -43,6 +43,8 @@
 //! max_connections = 10000
 //! max_connections_per_ip = 200
 //! shutdown_grace = "30s"         # how long SIGTERM waits for transactions in flight
+//! memory_budget = "512M"         # message content in memory, all sessions together
+//! spill_threshold = "1M"         # a message being received moves to disk past this size
 //!
 //! [bindings]
 //! file = "bindings.toml"         # relative to data_dir; an absolute path stays absolute

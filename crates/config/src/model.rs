@@ -223,6 +223,12 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// How long SIGTERM waits for transactions in flight before closing them; zero does not wait.
     pub shutdown_grace: Duration,
+    /// Most octets of message content held in memory at once, across all sessions; past it a
+    /// new DATA or BDAT transfer is answered 452 4.3.1.
+    pub memory_budget: u64,
+    /// A message being received moves from memory to a file in the data folder once its
+    /// content passes this many octets.
+    pub spill_threshold: u64,
 }
 
 impl Default for Limits {
@@ -236,6 +242,8 @@ impl Default for Limits {
             max_connections: 10_000,
             max_connections_per_ip: 200,
             shutdown_grace: Duration::from_secs(30),
+            memory_budget: 512 << 20,
+            spill_threshold: 1 << 20,
         }
     }
 }

@@ -105,6 +105,8 @@ pub(crate) struct RawLimits {
     pub(crate) max_connections: Option<Spanned<i64>>,
     pub(crate) max_connections_per_ip: Option<Spanned<i64>>,
     pub(crate) shutdown_grace: Option<Spanned<Amount>>,
+    pub(crate) memory_budget: Option<Spanned<Amount>>,
+    pub(crate) spill_threshold: Option<Spanned<Amount>>,
 }
 
 /// `[bindings]`.

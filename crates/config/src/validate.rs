@@ -291,7 +291,32 @@ fn limits(raw: RawLimits, problems: &mut Problems<'_>) -> Limits {
                 default.shutdown_grace
             }),
         },
+        memory_budget: memory_budget(raw.memory_budget, default.memory_budget, problems),
+        spill_threshold: size(
+            raw.spill_threshold,
+            "spill_threshold",
+            default.spill_threshold,
+            problems,
+        ),
     }
+}
+
+/// The least memory budget: a few transfers must be able to start at once.
+pub(crate) const MIN_MEMORY_BUDGET: u64 = 64 << 10;
+
+/// The memory budget: a size of at least [`MIN_MEMORY_BUDGET`].
+fn memory_budget(raw: Option<Spanned<Amount>>, default: u64, problems: &mut Problems<'_>) -> u64 {
+    let Some(raw) = raw else { return default };
+    match units::size(raw.get_ref()) {
+        Ok(size) if size < MIN_MEMORY_BUDGET => problems.at(
+            raw.span(),
+            "limits.memory_budget",
+            format!("must be at least \"64k\" ({MIN_MEMORY_BUDGET} octets), not {size}"),
+        ),
+        Ok(size) => return size,
+        Err(why) => problems.at(raw.span(), "limits.memory_budget", why),
+    }
+    default
 }
 
 /// A size limit: positive.

@@ -68,6 +68,8 @@ data_timeout = 120
 max_connections = 500
 max_connections_per_ip = 20
 shutdown_grace = "0s"
+memory_budget = "1G"
+spill_threshold = "256k"
 
 [bindings]
 file = "/etc/postern/bindings.toml"
@@ -146,6 +148,8 @@ fn full_example_parses_to_the_expected_values() {
             max_connections: 500,
             max_connections_per_ip: 20,
             shutdown_grace: Duration::ZERO,
+            memory_budget: 1 << 30,
+            spill_threshold: 256 << 10,
         },
         bindings_file: PathBuf::from("/etc/postern/bindings.toml"),
         log: Log {
@@ -218,6 +222,8 @@ fn defaults_fill_what_is_left_out() {
     assert_eq!(limits.max_connections, 10_000);
     assert_eq!(limits.max_connections_per_ip, 200);
     assert_eq!(limits.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(limits.memory_budget, 512 << 20);
+    assert_eq!(limits.spill_threshold, 1 << 20);
     assert_eq!(config.limits, limits);
     assert!(config.domains.is_empty());
     assert_eq!(

@@ -191,6 +191,21 @@ const CASES: &[Case] = &[
         (2, 14, "limits.max_errors", "too large"),
     ),
     case(
+        "memory budget too small",
+        "[limits]\nmemory_budget = \"16k\"\n",
+        (2, 17, "limits.memory_budget", "at least \"64k\""),
+    ),
+    case(
+        "memory budget not a size",
+        "[limits]\nmemory_budget = \"plenty\"\n",
+        (2, 17, "limits.memory_budget", "invalid size"),
+    ),
+    case(
+        "spill threshold zero",
+        "[limits]\nspill_threshold = 0\n",
+        (2, 19, "limits.spill_threshold", "greater than zero"),
+    ),
+    case(
         "duplicate domain",
         "[[domain]]\nname = \"LocalHost\"\nusers = \"*\"\n",
         (

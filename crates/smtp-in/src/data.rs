@@ -8,13 +8,15 @@ use postern_mailmsg::{Content, MailMsg, QueueId};
 use postern_sink_api::{Change, Command, Context, Event, Outcome, Reply};
 use postern_sink_host::DefaultSink;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{error, info};
+use tokio::time::Instant;
+use tracing::{debug, error, info};
 
 use crate::defaults::Staged;
 use crate::dot::Decoder;
+use crate::intake::{Intake, IntakeError};
 use crate::received;
 use crate::reply;
-use crate::session::{Flow, Session, State, data_deadline, log_refused};
+use crate::session::{Flow, Phase, Session, State, data_deadline, log_refused};
 
 /// The default sink of `inbound:DATA`: checks the sequence, names the message, asks for it.
 pub(crate) fn data(st: &State, command: &Command) -> (Reply, Staged) {
@@ -33,7 +35,18 @@ pub(crate) fn data(st: &State, command: &Command) -> (Reply, Staged) {
     if st.msg.recipients.is_empty() {
         return (reply::no_recipients(), Staged::Nothing);
     }
-    (reply::start_data(), Staged::Data(st.server.ids.next_id()))
+    let Some(intake) = Intake::start(&st.server.budget, st.server.config.limits.spill_threshold)
+    else {
+        debug!(
+            session = st.info.id,
+            "transfer refused: the memory budget is used up"
+        );
+        return (reply::no_memory(), Staged::Nothing);
+    };
+    (
+        reply::start_data(),
+        Staged::Data(st.server.ids.next_id(), intake),
+    )
 }
 
 /// The default sink of `end-of-data`: the reply that names the queue id. The session writes
@@ -51,28 +64,58 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     /// Receives the message text after a 354.
-    pub(crate) async fn receive_data(&mut self, id: QueueId) -> Flow {
+    pub(crate) async fn receive_data(&mut self, id: QueueId, mut content: Intake) -> Flow {
         if let Err(e) = self.flush().await {
             return Flow::Close(crate::End::Io(e.to_string()));
         }
+        let server = self.st.server.clone();
         let limit = self.st.size_limit();
         let mut decoder = Decoder::new(usize::try_from(limit).unwrap_or(usize::MAX));
-        let mut content = Vec::with_capacity(8 * 1024);
+        // Set when the content could not be kept (its file failed): the rest is read and
+        // thrown away, so the session stays in step with the client.
+        let mut lost: Option<IntakeError> = None;
+        let mut scratch = Vec::new();
         let deadline = data_deadline(&self.st);
+        self.st.phase = Phase::Data;
         self.input.for_data();
         loop {
-            let pending = self.input.pending();
-            if let Some(used) = decoder.feed(pending, &mut content) {
+            let pending = self.input.pending().len();
+            // How much input the content's buffer has room for now.
+            let mut n = pending;
+            if lost.is_none() {
+                match content
+                    .reserve(&server.budget, &server.spill_dir, pending)
+                    .await
+                {
+                    Ok(room) => n = room,
+                    Err(e) => lost = Some(e),
+                }
+            }
+            let out = if lost.is_some() {
+                scratch.clear();
+                &mut scratch
+            } else {
+                content.buf()
+            };
+            if let Some(used) = decoder.feed(&self.input.pending()[..n], out) {
                 self.input.consume(used);
                 break;
             }
-            let used = pending.len();
-            self.input.consume(used);
+            self.input.consume(n);
+            if n < pending {
+                continue;
+            }
             if let Err(end) = self.fill_before(deadline).await {
                 return Flow::Close(end);
             }
         }
         self.input.for_commands();
+        self.st.phase = Phase::Command;
+        if let Some(e) = lost {
+            error!(session = self.st.info.id, queue_id = %id, "message not kept: {e}");
+            self.st.reset();
+            return self.error_reply(reply::queue_failed()).await;
+        }
         if decoder.oversize() {
             log_refused(&self.st, "over the size limit");
             let reply = self.oversize(limit).await;
@@ -103,18 +146,38 @@ where
     }
 
     /// Raises end-of-data for a complete message and queues it.
-    pub(crate) async fn end_of_data(&mut self, id: QueueId, body: Vec<u8>) -> Flow {
-        let st = &mut self.st;
+    pub(crate) async fn end_of_data(&mut self, id: QueueId, body: Intake) -> Flow {
         let now_ms = postern_mailmsg::now_ms();
-        let mut msg: MailMsg = (*st.msg).clone();
+        let mut msg: MailMsg = (*self.st.msg).clone();
         msg.id = Some(id);
-        let trace = received::value(&msg, &st.info, &st.server.hostname, (now_ms / 1000) as i64);
-        let mut raw = Vec::with_capacity(body.len() + trace.len() + 16);
-        raw.extend_from_slice(b"Received: ");
-        raw.extend_from_slice(trace.as_bytes());
-        raw.extend_from_slice(b"\r\n");
-        raw.extend_from_slice(&body);
-        drop(body);
+        let server = self.st.server.clone();
+        let trace = received::value(
+            &msg,
+            &self.st.info,
+            &server.hostname,
+            (now_ms / 1000) as i64,
+        );
+        let prefix = format!("Received: {trace}\r\n");
+        // A message that waited on disk comes back into memory when the budget has room.
+        let wait = Instant::now() + server.config.limits.command_timeout;
+        let raw = match body.finish(&server.budget, prefix.as_bytes(), wait).await {
+            Ok(raw) => raw,
+            Err(e) => {
+                let reply = match e {
+                    IntakeError::Budget => {
+                        log_refused(&self.st, "the memory budget is exhausted");
+                        reply::no_memory()
+                    }
+                    IntakeError::Io(e) => {
+                        error!(session = self.st.info.id, queue_id = %id, "message not kept: {e}");
+                        reply::queue_failed()
+                    }
+                };
+                self.st.reset();
+                return self.error_reply(reply).await;
+            }
+        };
+        let st = &mut self.st;
         msg.content = Content::new(raw);
         let protocol = received::protocol(&st.info, &msg).to_owned();
         let info = &mut msg.info;

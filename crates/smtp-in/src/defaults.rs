@@ -3,9 +3,10 @@
 //! send and *stages* its change, which the session applies only if the final reply is positive.
 
 use postern_mailmsg::{QueueId, Recipient, Sender};
-use postern_sink_api::{Change, Context, Event, Outcome, Reply};
+use postern_sink_api::{Change, Command, Context, Event, Outcome, Reply};
 use postern_sink_host::DefaultSink;
 
+use crate::intake::Intake;
 use crate::session::State;
 use crate::{bdat, data, ehlo, mail, minor, rcpt};
 
@@ -23,10 +24,11 @@ pub(crate) enum Staged {
     /// MAIL declared a size over the limit; the max-size event has not decided yet.
     Oversize(Sender),
     Rcpt(Recipient),
-    /// DATA accepted: the message will have this id.
-    Data(QueueId),
-    /// BDAT accepted (the session read the chunk's size before the event).
-    Bdat,
+    /// DATA accepted: the message will have this id, and its content starts in this intake.
+    Data(QueueId, Intake),
+    /// BDAT accepted (the session read the chunk's size before the event); the first chunk of
+    /// a transfer brings the intake its content starts in.
+    Bdat(Option<Intake>),
     Reset,
     Quit,
 }
@@ -61,7 +63,7 @@ impl Defaults<'_> {
             "RCPT" => rcpt::rcpt(st, command),
             "DATA" => data::data(st, command),
             "BDAT" => bdat::bdat(st, command),
-            "RSET" => minor::rset(),
+            "RSET" => minor::rset(command),
             "NOOP" => minor::noop(),
             "QUIT" => minor::quit(),
             "VRFY" => minor::vrfy(command),
@@ -103,6 +105,23 @@ impl DefaultSink for Refuse {
     async fn run(&mut self, _ctx: &Context) -> Outcome {
         Outcome::changes(vec![Change::SetReply(crate::reply::too_big(self.0))])
     }
+}
+
+/// Refuses a MAIL or RCPT line with a control character (a bare CR, DEL, …): `smtp-proto`
+/// drops some of them silently (`<a\rb@x>` would become `ab@x`) and keeps others (DEL would
+/// reach a mailbox name), so either way the address would not be the one sent.
+pub(crate) fn control_character(command: &Command, sender: bool) -> Option<Reply> {
+    let control = |s: &str| s.bytes().any(|b| b.is_ascii_control());
+    if command.path().is_some_and(control) {
+        return Some(crate::reply::control_in_address(sender));
+    }
+    control(&command.args).then(|| {
+        crate::reply::bad_arguments(if sender {
+            "MAIL FROM:<address> [parameters]"
+        } else {
+            "RCPT TO:<address> [parameters]"
+        })
+    })
 }
 
 /// Parses a command line with `smtp-proto`, which wants the line end.

@@ -81,9 +81,12 @@ impl Decoder {
         self.flaw.get_or_insert(flaw);
     }
 
+    /// Appends content to `out` (which may be only the part not yet written to disk) up to
+    /// the limit, counting all of it.
     fn emit(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        let kept = usize::try_from(self.seen).unwrap_or(usize::MAX);
+        let room = self.limit.saturating_sub(kept);
         self.seen += bytes.len() as u64;
-        let room = self.limit.saturating_sub(out.len());
         out.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
@@ -168,28 +171,56 @@ impl Decoder {
     }
 }
 
-/// Checks content that came without dot-stuffing (BDAT) by the rules DATA applies: CRLF line
-/// ends only, no NUL, lines of at most 1000 octets.
-pub(crate) fn check(content: &[u8]) -> Option<Flaw> {
-    let mut line = 0usize;
-    let mut previous = 0u8;
-    for (i, &b) in content.iter().enumerate() {
-        match b {
-            b'\n' if previous != b'\r' => return Some(Flaw::BareLf),
-            b'\n' => line = 0,
-            b'\r' if content.get(i + 1) != Some(&b'\n') => return Some(Flaw::BareCr),
-            b'\r' => {}
-            0 => return Some(Flaw::Nul),
-            _ => {
-                line += 1;
-                if line > MAX_LINE {
-                    return Some(Flaw::LongLine);
-                }
-            }
+/// Checks content that comes without dot-stuffing (BDAT), piece by piece as it arrives, by the
+/// rules DATA applies: CRLF line ends only, no NUL, lines of at most 1000 octets.
+#[derive(Debug, Default)]
+pub(crate) struct Checker {
+    line: usize,
+    /// The last octet was a CR: an LF must follow.
+    cr: bool,
+    flaw: Option<Flaw>,
+}
+
+impl Checker {
+    /// Checks the next piece of content.
+    pub(crate) fn feed(&mut self, content: &[u8]) {
+        if self.flaw.is_some() {
+            return;
         }
-        previous = b;
+        for &b in content {
+            if self.cr {
+                self.cr = false;
+                if b != b'\n' {
+                    self.flaw = Some(Flaw::BareCr);
+                    return;
+                }
+                self.line = 0;
+                continue;
+            }
+            let flaw = match b {
+                b'\n' => Flaw::BareLf,
+                b'\r' => {
+                    self.cr = true;
+                    continue;
+                }
+                0 => Flaw::Nul,
+                _ => {
+                    self.line += 1;
+                    if self.line <= MAX_LINE {
+                        continue;
+                    }
+                    Flaw::LongLine
+                }
+            };
+            self.flaw = Some(flaw);
+            return;
+        }
     }
-    None
+
+    /// The first flaw of the whole content.
+    pub(crate) fn finish(&self) -> Option<Flaw> {
+        self.flaw.or(self.cr.then_some(Flaw::BareCr))
+    }
 }
 
 #[cfg(test)]
@@ -255,7 +286,16 @@ mod tests {
 
     #[test]
     fn bdat_content_is_checked_by_the_same_rules() {
+        let check = |content: &[u8]| {
+            let mut checker = Checker::default();
+            // Piece by piece: a CR at the end of one piece and its LF in the next are a line end.
+            for piece in content.chunks(2) {
+                checker.feed(piece);
+            }
+            checker.finish()
+        };
         assert_eq!(check(b"a\r\nb\r\n"), None);
+        assert_eq!(check(b"a\r"), Some(Flaw::BareCr));
         assert_eq!(check(b"a\n.\nMAIL FROM:<x>\r\n"), Some(Flaw::BareLf));
         assert_eq!(check(b"a\r.\r\n"), Some(Flaw::BareCr));
         assert_eq!(check(b"a\0\r\n"), Some(Flaw::Nul));

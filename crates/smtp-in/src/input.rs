@@ -1,11 +1,13 @@
 //! The session's input buffer: bounded, reads command lines, and lends its bytes to the DATA
 //! decoder and BDAT reader. A line longer than the buffer is discarded as it arrives, never
-//! accumulated.
+//! accumulated. While a message arrives the buffer may grow, under the memory budget.
 
 use std::io;
 use std::ops::Range;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::budget::{Budget, Share};
 
 /// The buffer between commands: holds the longest command line accepted, with room to spare.
 const COMMAND_BUFFER: usize = 4096;
@@ -31,22 +33,37 @@ pub(crate) struct Input {
     discarding: bool,
     /// A message is arriving: a read that fills the buffer doubles it, up to `DATA_BUFFER`.
     data: bool,
+    /// The budget the buffer grows under, and the share covering it past `COMMAND_BUFFER`.
+    budget: Budget,
+    share: Option<Share>,
 }
 
 impl Input {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(budget: Budget) -> Self {
         Self {
             buf: vec![0; COMMAND_BUFFER],
             start: 0,
             end: 0,
             discarding: false,
             data: false,
+            budget,
+            share: None,
         }
     }
 
     /// Bytes read and not yet used.
     pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
+    }
+
+    /// Whether the rest of a too-long command line is being thrown away.
+    pub(crate) fn discarding(&self) -> bool {
+        self.discarding
+    }
+
+    /// Whether part of a command line has arrived (or a too-long one is being thrown away).
+    pub(crate) fn in_line(&self) -> bool {
+        self.discarding || self.start < self.end
     }
 
     /// Marks `n` pending bytes as used.
@@ -114,10 +131,19 @@ impl Input {
         let n = stream.read(&mut self.buf[self.end..]).await?;
         self.end += n;
         if self.data && n == room && self.buf.len() < DATA_BUFFER {
-            // The client sends faster than we read: larger reads, fewer system calls. Small
-            // messages never pay for a large (zero-filled) buffer.
+            // The client sends faster than we read: larger reads, fewer system calls, if the
+            // budget allows. Small messages never pay for a large (zero-filled) buffer.
             let grown = (self.buf.len() * 2).min(DATA_BUFFER);
-            self.buf.resize(grown, 0);
+            let covered = match self.share.as_mut() {
+                Some(share) => self.budget.try_grow(share, grown - COMMAND_BUFFER),
+                None => {
+                    self.share = self.budget.try_take(grown - COMMAND_BUFFER);
+                    self.share.is_some()
+                }
+            };
+            if covered {
+                self.buf.resize(grown, 0);
+            }
         }
         Ok(n)
     }
@@ -134,6 +160,7 @@ impl Input {
             self.normalize();
             self.buf.truncate(COMMAND_BUFFER);
             self.buf.shrink_to_fit();
+            self.share = None;
         }
     }
 
@@ -153,7 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_lines_with_crlf_or_lf() {
-        let mut input = Input::new();
+        let mut input = Input::new(Budget::new(1 << 20));
         let mut stream: &[u8] = b"NOOP\r\nRSET\nQU";
         input.fill(&mut stream).await.unwrap();
         let Some(Line::Complete(r)) = input.next_line() else {
@@ -170,7 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn discards_a_line_longer_than_the_buffer() {
-        let mut input = Input::new();
+        let mut input = Input::new(Budget::new(1 << 20));
         let mut data = vec![b'x'; COMMAND_BUFFER * 3];
         data.extend_from_slice(b"\r\nNOOP\r\n");
         let mut stream: &[u8] = &data;

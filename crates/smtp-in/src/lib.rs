@@ -4,28 +4,38 @@
 //! # Layout
 //! - `listener`: accepting connections, connection limits, graceful shutdown.
 //! - `session`: the session state machine: read, dispatch, reply.
-//! - `state`: the session's state apart from its stream; staged changes take effect there.
-//! - `input`: the bounded input buffer; `dot`: the DATA decoder (dot-stuffing, smuggling).
+//! - `state`: the session's state apart from its stream, with its phase (greeting, command,
+//!   data, bdat, auth, discarding, closing); staged changes take effect there.
+//! - `input`: the bounded input buffer; `dot`: the DATA decoder (dot-stuffing, smuggling) and
+//!   the BDAT content check.
+//! - `budget`: the memory budget of message content across sessions; `intake`: a message's
+//!   content while it arrives, in memory or spilled to an unnamed file.
 //! - `defaults`: the default sink of each `inbound:VERB` event, one module per verb:
 //!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …).
 //! - `received`: the Received: trace field; `reply`: every reply text the session sends.
 //!
 //! # Design
 //! The session is generic over its stream. Replies are buffered and written when no complete
-//! command is waiting (RFC 2920 pipelining). A message is held in memory while it arrives
-//! (bounded by the size limit; the excess is counted, not kept) and handed to the queue, whose
-//! group commit makes it durable before the 250. The end of DATA is found by a decoder that
-//! treats only `<CRLF>.<CRLF>` as the end and refuses bare CR, bare LF and NUL, so no input can
-//! split one message into two (SMTP smuggling).
+//! command is waiting (RFC 2920 pipelining). A message is held in memory while it arrives, up
+//! to the spill threshold and under a memory budget shared by all sessions; past the threshold
+//! it goes to an unnamed file, so what clients send cannot grow the server's memory past the
+//! budget (a transfer that cannot get its first share is answered 452 4.3.1). The size limit
+//! bounds what is kept; the excess is counted, not kept. The complete message is handed to
+//! the queue, whose group commit makes it durable before the 250. The end of DATA is found by
+//! a decoder that treats only `<CRLF>.<CRLF>` as the end and refuses bare CR, bare LF and NUL,
+//! so no input can split one message into two (SMTP smuggling). The command timeout bounds a
+//! whole command line, so a client cannot hold a session by trickling octets.
 
 #![warn(missing_docs)]
 
 mod bdat;
+mod budget;
 mod data;
 mod defaults;
 mod dot;
 mod ehlo;
 mod input;
+mod intake;
 pub mod listener;
 mod mail;
 mod minor;
@@ -34,7 +44,10 @@ mod received;
 mod reply;
 pub mod session;
 mod state;
+#[cfg(test)]
+mod tests;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use postern_config::Config;
@@ -44,6 +57,11 @@ use postern_sink_host::Host;
 use tokio::sync::{mpsc, watch};
 
 pub use listener::{Connections, bind, serve};
+
+use crate::budget::Budget;
+
+/// The folder, in the data folder, of messages being received that passed the spill threshold.
+pub(crate) const SPILL_DIR: &str = "incoming";
 pub use session::End;
 
 /// Everything sessions share.
@@ -64,6 +82,10 @@ pub struct Server {
     pub connections: Arc<Connections>,
     /// Where accepted (durable) messages go: the transport.
     inbox: mpsc::Sender<MailMsg>,
+    /// Message content in memory, across all sessions.
+    pub(crate) budget: Budget,
+    /// Where messages past the spill threshold are kept while they arrive (unnamed files).
+    pub(crate) spill_dir: PathBuf,
 }
 
 impl Server {
@@ -77,6 +99,8 @@ impl Server {
         inbox: mpsc::Sender<MailMsg>,
     ) -> Self {
         Self {
+            budget: Budget::new(config.limits.memory_budget),
+            spill_dir: config.data_dir.join(SPILL_DIR),
             hostname: config.hostname.clone(),
             config,
             host,

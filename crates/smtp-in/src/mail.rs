@@ -1,11 +1,13 @@
 //! MAIL FROM (RFC 5321 §4.1.1.2) with the parameters of SIZE (RFC 1870), BODY (RFC 6152),
 //! SMTPUTF8 (RFC 6531) and RET/ENVID (RFC 3461).
 
+use std::borrow::Cow;
+
 use postern_mailmsg::{Body, DsnRet, MailParams, Sender};
 use postern_sink_api::{Command, Reply};
 use smtp_proto::{Error, Request};
 
-use crate::defaults::{Staged, parse_request};
+use crate::defaults::{Staged, control_character, parse_request};
 use crate::reply;
 use crate::session::State;
 
@@ -30,7 +32,25 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
             Staged::Nothing,
         );
     }
-    let from = match parse_request(&command.line) {
+    if let Some(reply) = control_character(command, true) {
+        return (reply, Staged::Nothing);
+    }
+    let declared = declared_size(&command.args);
+    // `smtp-proto` refuses some long SIZE values and misreads others: it reads a neutral one.
+    let line = match declared {
+        Some((_, digits))
+            if digits.len() > EXACT_DIGITS && command.line.ends_with(command.args.as_str()) =>
+        {
+            // The arguments end the line; the digits are a slice of them.
+            let args_at = command.line.len() - command.args.len();
+            let at = args_at + (digits.as_ptr() as usize - command.args.as_ptr() as usize);
+            let mut line = command.line.clone();
+            line.replace_range(at..at + digits.len(), "0");
+            Cow::Owned(line)
+        }
+        _ => Cow::Borrowed(command.line.as_str()),
+    };
+    let from = match parse_request(&line) {
         Ok(Request::Mail { from }) => from,
         Ok(_) | Err(Error::SyntaxError { .. }) | Err(Error::UnknownCommand) => {
             return (
@@ -81,10 +101,11 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
     } else {
         None
     };
+    let size = declared.map_or(from.size as u64, |(size, _)| size);
     let sender = Sender {
         address: from.address,
         params: MailParams {
-            size: (from.size > 0).then_some(from.size as u64),
+            size: (size > 0).then_some(size),
             body,
             smtputf8,
             ret,
@@ -92,9 +113,64 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
         },
     };
     let limit = st.server.config.limits.max_message_size;
-    if from.size as u64 > limit {
+    if size > limit {
         // Over the limit: the max-size event decides (its default sink refuses).
         return (reply::too_big(limit), Staged::Oversize(sender));
     }
     (reply::sender_ok(), Staged::Mail(sender, None))
+}
+
+/// The most digits `smtp-proto` reads exactly in a size.
+const EXACT_DIGITS: usize = usize::MAX.ilog10() as usize;
+
+/// The value of the SIZE parameter (RFC 1870) and its digits, read here because `smtp-proto`
+/// reads only so many digits exactly and then starts over, so a `SIZE=` of 21 digits could pass
+/// for a small size. A value too large for a `u64` is `u64::MAX`: over any limit.
+fn declared_size(args: &str) -> Option<(u64, &str)> {
+    // Parameters follow the path; the first `>` after its `<` ends it.
+    let open = args.find('<')?;
+    let close = args[open..].find('>')? + open;
+    let value = args[close + 1..]
+        .split_ascii_whitespace()
+        .find_map(|param| {
+            let (key, value) = param.split_once('=')?;
+            key.eq_ignore_ascii_case("SIZE").then_some(value)
+        })?;
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((value.parse().unwrap_or(u64::MAX), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_size;
+
+    #[test]
+    fn size_values_past_twenty_digits_saturate() {
+        let cases: &[(&str, &str, Option<u64>)] = &[
+            ("none", "FROM:<a@b>", None),
+            ("plain", "FROM:<a@b> SIZE=1000", Some(1000)),
+            ("lower case", "FROM:<a@b> size=7 BODY=8BITMIME", Some(7)),
+            (
+                "u64::MAX",
+                "FROM:<a@b> SIZE=18446744073709551615",
+                Some(u64::MAX),
+            ),
+            (
+                "21 digits",
+                "FROM:<a@b> SIZE=100000000000000000000",
+                Some(u64::MAX),
+            ),
+            (
+                "23 digits",
+                "FROM:<a@b> SIZE=10000000000000000000001",
+                Some(u64::MAX),
+            ),
+            ("not a number", "FROM:<a@b> SIZE=1x", None),
+        ];
+        for (name, args, want) in cases {
+            assert_eq!(declared_size(args).map(|(size, _)| size), *want, "{name}");
+        }
+    }
 }

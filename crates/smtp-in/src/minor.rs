@@ -6,7 +6,11 @@ use postern_sink_api::{Command, Reply};
 use crate::defaults::Staged;
 use crate::reply;
 
-pub(crate) fn rset() -> (Reply, Staged) {
+/// RFC 5321 §4.1.1.5: RSET takes no parameters.
+pub(crate) fn rset(command: &Command) -> (Reply, Staged) {
+    if !command.args.trim().is_empty() {
+        return (reply::bad_arguments("RSET"), Staged::Nothing);
+    }
     (reply::ok(), Staged::Reset)
 }
 

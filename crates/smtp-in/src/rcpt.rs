@@ -4,7 +4,7 @@ use postern_mailmsg::{DsnNotify, RcptParams, Recipient};
 use postern_sink_api::{Command, Reply};
 use smtp_proto::{Error, Request};
 
-use crate::defaults::{Staged, parse_request};
+use crate::defaults::{Staged, control_character, parse_request};
 use crate::reply;
 use crate::session::State;
 
@@ -17,6 +17,9 @@ pub(crate) fn rcpt(st: &State, command: &Command) -> (Reply, Staged) {
             reply::bad_sequence("message transfer in progress"),
             Staged::Nothing,
         );
+    }
+    if let Some(reply) = control_character(command, false) {
+        return (reply, Staged::Nothing);
     }
     let limits = &st.server.config.limits;
     if st.msg.recipients.len() >= limits.max_recipients {

@@ -115,6 +115,16 @@ pub(crate) fn bad_address(sender: bool) -> Reply {
     }
 }
 
+/// `501 5.1.7` / `501 5.1.3` for an address with a control character (a bare CR, DEL, …).
+pub(crate) fn control_in_address(sender: bool) -> Reply {
+    let code = if sender { esc(5, 1, 7) } else { esc(5, 1, 3) };
+    Reply::new(
+        501,
+        code,
+        "Control characters are not allowed in an address",
+    )
+}
+
 /// `553 5.6.7` for a UTF-8 address without SMTPUTF8 (RFC 6531 §3.5).
 pub(crate) fn needs_smtputf8() -> Reply {
     Reply::new(553, esc(5, 6, 7), "Non-ASCII address requires SMTPUTF8")
@@ -173,6 +183,15 @@ pub(crate) fn queue_failed() -> Reply {
         451,
         esc(4, 3, 0),
         "Temporary failure writing the queue, try again later",
+    )
+}
+
+/// `452 4.3.1` when the memory budget for messages in transfer is used up.
+pub(crate) fn no_memory() -> Reply {
+    Reply::new(
+        452,
+        esc(4, 3, 1),
+        "Insufficient system resources, try again later",
     )
 }
 

@@ -20,7 +20,7 @@ use crate::Server;
 use crate::defaults::{Defaults, Staged};
 use crate::input::{Input, Line};
 use crate::reply;
-pub(crate) use crate::state::{Chunks, State, data_deadline, log_refused};
+pub(crate) use crate::state::{Chunks, Phase, State, data_deadline, log_refused};
 
 /// Session ids, unique within the process.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -84,9 +84,10 @@ where
     let snapshot = server.host.snapshot();
     let mut session = Session {
         stream,
-        input: Input::new(),
+        input: Input::new(server.budget.clone()),
         out: Vec::with_capacity(256),
         st: State {
+            phase: Phase::Greeting,
             server,
             snapshot,
             info: Arc::new(info),
@@ -98,8 +99,10 @@ where
         },
     };
     let end = session.serve().await;
+    // Where the session was when it ended says what a timeout or a closed connection cut off.
+    let phase = session.st.phase;
     session.finish(&end).await;
-    info!(session = id, remote = %remote, end = ?end, "session closed");
+    info!(session = id, remote = %remote, end = ?end, phase = ?phase, "session closed");
     end
 }
 
@@ -111,16 +114,23 @@ where
         if let Flow::Close(end) = self.greet().await {
             return end;
         }
+        self.st.phase = Phase::Command;
         let mut shutdown = self.st.server.shutdown.clone();
+        // When the command line being received must be complete: the command timeout bounds a
+        // whole line from its first octet, not the gaps between reads, so a client trickling
+        // one octet at a time cannot hold the session longer than a silent one.
+        let mut line_deadline: Option<Instant> = None;
         loop {
             match self.input.next_line() {
                 Some(Line::Complete(range)) => {
+                    line_deadline = None;
                     if let Flow::Close(end) = self.command(range).await {
                         return end;
                     }
                     continue;
                 }
                 Some(Line::TooLong) => {
+                    line_deadline = None;
                     if let Flow::Close(end) = self.error_reply(reply::line_too_long()).await {
                         return end;
                     }
@@ -131,11 +141,21 @@ where
             if let Err(e) = self.flush().await {
                 return End::Io(e.to_string());
             }
+            self.st.phase = if self.input.discarding() {
+                Phase::Discarding
+            } else {
+                Phase::Command
+            };
             let timeout = self.st.server.config.limits.command_timeout;
+            let deadline = if self.input.in_line() {
+                *line_deadline.get_or_insert_with(|| Instant::now() + timeout)
+            } else {
+                Instant::now() + timeout
+            };
             // A transaction in progress is let finish (within the shutdown grace period).
             let idle = self.st.msg.sender.is_none();
             let read = tokio::select! {
-                r = tokio::time::timeout(timeout, self.input.fill(&mut self.stream)) => r,
+                r = tokio::time::timeout_at(deadline, self.input.fill(&mut self.stream)) => r,
                 _ = shutdown.wait_for(|stop| *stop), if idle => {
                     // Between commands nothing is in flight: tell the client and go.
                     self.send(&reply::shutting_down(&self.st.server.hostname));
@@ -201,7 +221,7 @@ where
         // A BDAT chunk follows its command whatever the reply, so its size is read before any
         // sink runs; when it cannot be read the stream can no longer be followed.
         let bdat = if verb.as_str() == "BDAT" {
-            match crate::bdat::parse(args) {
+            match crate::bdat::parse(text) {
                 Some(chunk) => Some(chunk),
                 None => {
                     self.send(&reply::bad_arguments("BDAT size [LAST]"));
@@ -245,7 +265,10 @@ where
         let code = reply.code;
         if let Some((size, last)) = bdat {
             // RFC 3030 §2: the chunk is read whatever the reply; the reply comes after it.
-            let accepted = matches!(staged, Staged::Bdat);
+            let accepted = match staged {
+                Staged::Bdat(fresh) => Some(fresh),
+                _ => None,
+            };
             let flow = self.receive_chunk(size, last, reply, accepted).await;
             return if disconnect {
                 Flow::Close(End::Disconnected)
@@ -262,9 +285,9 @@ where
                 self.send(&reply);
                 return Flow::Close(End::Quit);
             }
-            Staged::Data(id) if code == 354 => {
+            Staged::Data(id, intake) if code == 354 => {
                 self.send(&reply);
-                return self.receive_data(id).await;
+                return self.receive_data(id, intake).await;
             }
             other => self.st.apply(other),
         }
@@ -323,6 +346,7 @@ where
 
     /// Flushes what is left and raises session-end.
     async fn finish(&mut self, end: &End) {
+        self.st.phase = Phase::Closing;
         let _ = self.flush().await;
         let timeout = self.st.server.config.limits.command_timeout;
         let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;

@@ -1,5 +1,5 @@
-//! The session's state apart from its stream: who the client is, the transaction so far, the
-//! registry snapshot it runs on, and how staged changes take effect.
+//! The session's state apart from its stream: its phase, who the client is, the transaction so
+//! far, the registry snapshot it runs on, and how staged changes take effect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +12,34 @@ use tracing::warn;
 
 use crate::Server;
 use crate::defaults::Staged;
+use crate::dot::Checker;
+use crate::intake::Intake;
+
+/// Where a session is in the protocol: what the input it reads next is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// session-start runs; the greeting (or refusal) is not sent yet.
+    Greeting,
+    /// Reading command lines.
+    Command,
+    /// Reading a message's text after 354, up to `<CRLF>.<CRLF>`.
+    Data,
+    /// Reading a BDAT chunk that is kept.
+    Bdat,
+    /// An AUTH exchange: reading the client's responses, not commands.
+    #[allow(dead_code, reason = "AUTH is not offered yet: it answers 502")]
+    Auth,
+    /// Reading input only to throw it away: a refused BDAT chunk, the rest of an over-long
+    /// command line.
+    Discarding,
+    /// The session has ended: the last replies go out and session-end runs.
+    Closing,
+}
 
 /// A session's state apart from its stream.
 pub(crate) struct State {
+    /// Changed by the session as it moves between reading commands, message text and chunks.
+    pub(crate) phase: Phase,
     pub(crate) server: Arc<Server>,
     pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) info: Arc<SessionInfo>,
@@ -30,8 +55,22 @@ pub(crate) struct State {
 
 /// A BDAT transfer in progress.
 pub(crate) struct Chunks {
-    pub(crate) content: Vec<u8>,
+    /// The content kept so far (up to the size limit).
+    pub(crate) content: Intake,
+    /// Octets received, kept or not.
     pub(crate) seen: u64,
+    /// The content rules DATA applies, checked as the chunks arrive.
+    pub(crate) checker: Checker,
+}
+
+impl Chunks {
+    pub(crate) fn new(content: Intake) -> Self {
+        Self {
+            content,
+            seen: 0,
+            checker: Checker::default(),
+        }
+    }
 }
 
 impl State {
@@ -56,7 +95,7 @@ impl State {
     /// Carries out a staged change after a positive reply.
     pub(crate) fn apply(&mut self, staged: Staged) {
         match staged {
-            Staged::Nothing | Staged::Quit | Staged::Data(_) | Staged::Bdat => {}
+            Staged::Nothing | Staged::Quit | Staged::Data(..) | Staged::Bdat(_) => {}
             Staged::Helo { name, esmtp } => {
                 let info = Arc::make_mut(&mut self.info);
                 info.helo = Some(name);

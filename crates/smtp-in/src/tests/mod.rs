@@ -1,0 +1,7 @@
+//! Session tests over `tokio::io::duplex`: the state machine without sockets, transcript style.
+
+mod harness;
+mod memory;
+mod protocol;
+mod state_machine;
+mod timeouts;
