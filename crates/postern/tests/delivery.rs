@@ -617,3 +617,56 @@ fn required_tls_defers_rather_than_send_in_clear_text() {
         assert!(mx.received().is_empty(), "nothing went in clear text");
     }
 }
+
+#[test]
+fn a_local_delivery_that_keeps_failing_expires_with_a_dsn() {
+    let dns = dns();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    // bob's mailbox cannot be written: every store of his fails temporarily.
+    bind(
+        dir.path(),
+        &[
+            "--name",
+            "broken-store",
+            "--event",
+            "store",
+            "--sink",
+            "builtin:fault",
+            "--prop",
+            "mode=error",
+            "--rule",
+            "RCPT TO=bob@localhost",
+        ],
+    );
+    let server = start(
+        dir.path(),
+        &dns,
+        free_port(),
+        "max_age = \"3s\"\ndelay_warning = \"0\"",
+    );
+    let reply = server.client().send_message(
+        "alice@localhost",
+        &["bob@localhost"],
+        "Subject: l\r\n\r\nx\r\n",
+    );
+    assert_eq!(reply.code, 250);
+    let dsn = &server.wait_for_mail("localhost", "alice", 1)[0];
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; bob@localhost"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed"), "{dsn}");
+    let log = track_log(&dir.path().join("data"));
+    let bob = states(&log, "bob@localhost");
+    assert!(
+        bob.iter().filter(|s| *s == "deferred").count() >= 2,
+        "{bob:?}"
+    );
+    assert_eq!(bob.last().map(String::as_str), Some("expired"), "{bob:?}");
+    let deferred = log
+        .iter()
+        .find(|r| r["recipient"] == "bob@localhost" && r["state"] == "deferred")
+        .unwrap();
+    assert_eq!(deferred["binding"], "broken-store", "{deferred}");
+}

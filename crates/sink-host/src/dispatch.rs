@@ -148,10 +148,17 @@ impl Snapshot {
                 };
                 warn!(binding = %b.name, binding_id = %b.id, event = %ctx.event,
                       on_error = b.on_error.as_str(), "sink {reason}");
+                let transport = ctx.event.kind() == EventKind::Transport;
                 match b.on_error {
                     OnError::Continue => return None,
-                    OnError::TempFail => Outcome::next().with_verdict(Verdict::TempFail(None)),
-                    OnError::Reject => Outcome::next().with_verdict(Verdict::Reject(None)),
+                    // A client is told no more than the generic reply; the message's own record
+                    // (its deferral reason, a DSN) says which binding failed and how.
+                    OnError::TempFail => Outcome::next().with_verdict(Verdict::TempFail(
+                        transport.then(|| format!("451 4.3.0 binding {} {reason}", b.name)),
+                    )),
+                    OnError::Reject => Outcome::next().with_verdict(Verdict::Reject(
+                        transport.then(|| format!("550 5.3.0 binding {} {reason}", b.name)),
+                    )),
                 }
             }
         };

@@ -175,6 +175,9 @@ impl Transport {
                 },
             };
             let msg = Arc::make_mut(&mut ctx.message);
+            if let (Some(r), Some(binding)) = (msg.recipients.get_mut(i), &d.decided_by) {
+                r.properties.set(crate::track::BINDING, binding.as_str());
+            }
             if let Some(r) = msg.recipients.get_mut(i)
                 && !r.status.is_final()
             {
