@@ -50,6 +50,10 @@
 //! [log]
 //! format = "text"                # "text" or "json"
 //! level = "info"                 # a tracing EnvFilter directive
+//!
+//! [queue]
+//! segment_size = "32M"           # one spool segment file (and each pre-written spare)
+//! disk_reserve = "5%"            # or "1GiB": below it, no new mail; default: max(1 GiB, 5%)
 //! ```
 //!
 //! The values shown are the defaults, except `hostname`, `relay.networks` and the route. The
@@ -101,8 +105,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::{
-    Config, DomainPattern, Limits, Listener, LocalDomain, Log, LogFormat, Overrides, Route, Source,
-    Users,
+    Config, DiskReserve, DomainPattern, Limits, Listener, LocalDomain, Log, LogFormat, Overrides,
+    Queue, Route, Source, Users,
 };
 
 /// The embedded default configuration, a commented TOML file; `postern serve` runs on it when
@@ -152,6 +156,7 @@ fn built_in_default() -> Config {
         routes: Vec::new(),
         limits: Limits::default(),
         log: Log::default(),
+        queue: Queue::default(),
         source: Source::Embedded,
     }
 }

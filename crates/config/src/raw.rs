@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
     pub(crate) limits: RawLimits,
     pub(crate) bindings: RawBindings,
     pub(crate) log: RawLog,
+    pub(crate) queue: RawQueue,
 }
 
 /// `[[listener]]`.
@@ -87,6 +88,14 @@ pub(crate) struct RawLimits {
 #[serde(default, deny_unknown_fields, expecting = "a table")]
 pub(crate) struct RawBindings {
     pub(crate) file: Option<Spanned<String>>,
+}
+
+/// `[queue]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawQueue {
+    pub(crate) segment_size: Option<Spanned<Amount>>,
+    pub(crate) disk_reserve: Option<Spanned<Amount>>,
 }
 
 /// `[log]`.

@@ -73,12 +73,13 @@ fn size_text(text: &str) -> Result<u64, String> {
     let n: u64 = number.parse().map_err(|_| invalid("number too large"))?;
     let multiplier: u64 = match suffix {
         "" => 1,
-        "k" | "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
+        "k" | "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
         other => {
             return Err(invalid(&format!(
-                "unknown suffix `{other}` (use k or K, M, G; they are powers of 1024)"
+                "unknown suffix `{other}` (use k or K, M, G, T, or KiB, MiB, GiB, TiB; all are powers of 1024)"
             )));
         }
     };
@@ -148,6 +149,8 @@ mod tests {
             ("upper K", text("10K"), Some(10 * 1024)),
             ("mega", text("25M"), Some(26_214_400)),
             ("giga", text("1G"), Some(1 << 30)),
+            ("gibi", text("1GiB"), Some(1 << 30)),
+            ("mebi", text("3MiB"), Some(3 << 20)),
             ("negative integer", Amount::Integer(-5), None),
             ("lower m is not mega", text("25m"), None),
             ("unit with B", text("25MB"), None),
