@@ -55,6 +55,9 @@
 #![warn(missing_docs)]
 
 mod active;
+mod check;
+mod checkpoint;
+mod damage;
 mod envelope;
 mod error;
 mod index;
@@ -66,6 +69,7 @@ mod recover;
 mod relocate;
 mod scan;
 mod segment;
+mod space;
 mod spare;
 mod spool;
 mod state;
@@ -73,9 +77,12 @@ mod stats;
 mod wire;
 mod writer;
 
+pub use check::{Report, SegmentReport, check};
+pub use damage::Damage;
 pub use error::QueueError;
 pub use options::SpoolOptions;
 pub use recover::Recovered;
+pub use space::DiskReserve;
 pub use spool::Spool;
 pub use state::{QueueState, QueuedMessage};
 pub use stats::SpoolStats;
