@@ -22,6 +22,26 @@ pub(crate) enum Command {
     /// Register and configure event bindings (like the original smtpreg tool).
     #[command(subcommand)]
     Binding(BindingCommand),
+    /// Look after the queue (the spool in DATA/queue); no server needed.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Verify the spool: every segment, the records in it, the live messages, and any damage
+    /// (segment, octets, lost queue ids). Exit 0 when intact, 1 when damaged, 2 on bad usage or
+    /// configuration. Stop the server first: a running server holds the spool.
+    Check(QueueCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueCheckArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@
 //! - `serve`: `postern serve` — recovery, transport, listeners, shutdown.
 //! - `check`: `postern check-config`.
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
+//! - `queue`: `postern queue …`: `check` verifies the spool.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
 //!   sink catalog.
 //!
@@ -16,6 +17,7 @@ mod binding;
 mod binding_view;
 mod check;
 mod cli;
+mod queue;
 mod serve;
 mod setup;
 
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::CheckConfig(args) => check::run(args),
         cli::Command::Binding(command) => binding::run(command),
+        cli::Command::Queue(command) => queue::run(command),
     };
     match result {
         Ok(code) => code,

@@ -30,6 +30,10 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
             Staged::Nothing,
         );
     }
+    if !st.server.spool.accepting() {
+        // Below the disk reserve: no new mail until space is freed (the spool logs that once).
+        return (reply::insufficient_storage(), Staged::Nothing);
+    }
     let from = match parse_request(&command.line) {
         Ok(Request::Mail { from }) => from,
         Ok(_) | Err(Error::SyntaxError { .. }) | Err(Error::UnknownCommand) => {
