@@ -21,8 +21,15 @@
 //! - `envelope`: a MailMsg without content, what the index keeps per message.
 //! - `index`: live messages, their latest envelope, state and content location; which
 //!   segments may go.
-//! - `recover`: reading the segments back, torn tails versus corruption; [`Recovered`].
-//! - `relocate`: rewriting long-lived messages out of old segments.
+//! - `recover`: reading the segments back, torn tails versus damage, lost messages;
+//!   [`Recovered`].
+//! - `checkpoint`: `checkpoint.json`, what the spool knew to be on disk, which recovery holds the
+//!   log against (a segment cut at a record boundary reads as a clean end otherwise).
+//! - `damage`: [`Damage`], and the copies and reports kept in `damaged/`.
+//! - `check`: [`check`], the read-only verification behind `postern queue check`; [`Report`].
+//! - `relocate`: rewriting live messages out of old segments: compaction, and the policy of
+//!   when.
+//! - `space`: free space against [`DiskReserve`]; [`Spool::accepting`].
 //! - `segment`: segment files and directory syncs; the lock file.
 //! - `state`, `options`, `stats`, `error`: [`QueueState`] and [`QueuedMessage`],
 //!   [`SpoolOptions`], [`SpoolStats`], [`QueueError`].

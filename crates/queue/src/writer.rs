@@ -78,14 +78,8 @@ pub(crate) struct Append {
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     max_batch_bytes: u64,
-    relocate_after: u64,
-    /// The oldest segment holding live messages is compacted when they take less than half
-    /// of this (see `relocate`).
-    segment_size: u64,
-    compact: bool,
-    /// Segments up to this number were found damaged: their live messages are rewritten
-    /// forward whatever they take, so the segments can go (0: none).
-    relocate_through: u64,
+    /// When the oldest segment holding live messages is rewritten forward.
+    policy: relocate::Policy,
     requests: mpsc::Receiver<Request>,
     segment: ActiveSegment,
     /// A request taken from the channel that did not fit the last batch.
@@ -110,10 +104,7 @@ impl Writer {
             shared,
             // The batch offset in a record header is 32 bits.
             max_batch_bytes: options.max_batch_bytes.clamp(1, MAX_PAYLOAD),
-            relocate_after: options.relocate_after_segments,
-            segment_size: options.segment_size,
-            compact: options.compact,
-            relocate_through: 0,
+            policy: relocate::Policy::new(options),
             requests,
             segment: ActiveSegment::new(number, file, options.segment_size),
             carry: None,
@@ -125,7 +116,7 @@ impl Writer {
     /// Has the live messages of segments up to `number` rewritten forward, whatever they take:
     /// those segments were found damaged.
     pub(crate) fn compacting_through(mut self, number: u64) -> Self {
-        self.relocate_through = number;
+        self.policy.damaged_through = number;
         self
     }
 
@@ -274,11 +265,8 @@ impl Writer {
     }
 
     /// Rewrites the live messages that hold the oldest segment on disk into the active one, one
-    /// batch at a time between batches of callers, when that segment is worth freeing: they
-    /// take less than half a segment (compaction: the spool's size follows the live data, and
-    /// a message is rewritten at most about once per segment written), or the segment lies
-    /// `relocate_after` segments behind the active one, or it was found damaged. Returns
-    /// whether it wrote anything.
+    /// batch at a time between batches of callers, when the policy says that segment is worth
+    /// freeing. Returns whether it wrote anything.
     fn relocate(&mut self) -> bool {
         let Some(active) = self.segment.number() else {
             return false;
@@ -286,11 +274,7 @@ impl Writer {
         let Some((oldest, pin)) = self.shared.index().oldest_pin() else {
             return false;
         };
-        let sparse = self.compact && pin.octets < self.segment_size / 2;
-        let far = self.relocate_after != 0 && active.saturating_sub(oldest) >= self.relocate_after;
-        let damaged = oldest <= self.relocate_through;
-        if oldest >= active || !(sparse || far || damaged) || self.relocation_failed == Some(oldest)
-        {
+        if !self.policy.wants(active, oldest, pin) || self.relocation_failed == Some(oldest) {
             return false;
         }
         match relocate::batch(&self.shared, oldest, self.max_batch_bytes) {
