@@ -2,14 +2,16 @@
 //!
 //! Recovery never refuses to start over damage, and never drops it silently: it starts with
 //! every intact record, logs an error per damaged range and per lost message, and keeps a copy
-//! of each damaged segment, as it was found, in `damaged/` beside `segments/`, with a report
-//! (`<segment>.txt`) naming the byte ranges, what was found there and the lost queue ids.
+//! of each damaged segment, as it was first found, in `damaged/` beside `segments/`, with a
+//! report (`<segment>.log.txt`, appended to) naming the byte ranges, what was found there and
+//! the lost queue ids.
 //! Nothing in `damaged/` is ever deleted or read by the spool: it is for an administrator (or a
 //! tool) to salvage what can be. The live messages of a damaged segment are then rewritten into
 //! the new segment by the writer, so the damaged segment leaves `segments/` like any other.
 
 use std::fmt;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use postern_mailmsg::QueueId;
@@ -106,8 +108,10 @@ pub(crate) fn keep(spool_dir: &Path, damage: &[Damage]) -> Result<Vec<PathBuf>, 
         let name = segment::file_name(number);
         let found: Vec<&Damage> = damage.iter().filter(|d| d.number == number).collect();
         let source = &found[0].segment;
-        if source.exists() {
-            let copy = dir.join(&name);
+        // The first copy is the segment as damage first found it; a later start (after a crash
+        // before the writer moved its messages on) adds to the report, never replaces it.
+        let copy = dir.join(&name);
+        if source.exists() && !copy.exists() {
             fs::copy(source, &copy).at(&copy)?;
             fs::File::open(&copy).and_then(|f| f.sync_all()).at(&copy)?;
             written.push(copy);
@@ -115,16 +119,19 @@ pub(crate) fn keep(spool_dir: &Path, damage: &[Damage]) -> Result<Vec<PathBuf>, 
         let report = dir.join(format!("{name}.txt"));
         let mut text = format!(
             "Damage found in spool segment {} when the spool was opened.\n\
-             The segment as found is kept beside this file (when it still existed).\n",
+             The segment as first found is kept beside this file (when it still existed).\n",
             source.display()
         );
         for d in found {
             text.push_str(&format!("{d}\n"));
         }
-        fs::write(&report, text).at(&report)?;
-        fs::File::open(&report)
-            .and_then(|f| f.sync_all())
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&report)
             .at(&report)?;
+        file.write_all(text.as_bytes()).at(&report)?;
+        file.sync_all().at(&report)?;
         written.push(report);
     }
     segment::sync_dir(&dir)?;

@@ -13,8 +13,7 @@
 //! [`Spool::accepting`]: crate::Spool::accepting
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a measurement of free space is trusted.
@@ -76,8 +75,10 @@ pub(crate) struct DiskSpace {
     dir: PathBuf,
     reserve: DiskReserve,
     accepting: AtomicBool,
-    /// When free space was last measured; `None` before the first time.
-    measured: Mutex<Option<Instant>>,
+    /// When free space was last measured, in milliseconds since `since` (an atomic, not a
+    /// lock: every MAIL asks).
+    measured_ms: AtomicU64,
+    since: Instant,
 }
 
 impl DiskSpace {
@@ -87,7 +88,8 @@ impl DiskSpace {
             dir: dir.to_path_buf(),
             reserve,
             accepting: AtomicBool::new(true),
-            measured: Mutex::new(None),
+            measured_ms: AtomicU64::new(0),
+            since: Instant::now(),
         };
         space.refresh();
         space
@@ -118,15 +120,15 @@ impl DiskSpace {
     /// Whether new mail may be accepted: free space is above the reserve. Measures again when
     /// the last measurement is older than a second.
     pub(crate) fn accepting(&self) -> bool {
-        let stale = {
-            let mut measured = self.measured.lock().unwrap_or_else(PoisonError::into_inner);
-            let stale = measured.is_none_or(|at| at.elapsed() >= REFRESH);
-            if stale {
-                *measured = Some(Instant::now());
-            }
-            stale
-        };
-        if stale {
+        let now = self.now_ms();
+        let last = self.measured_ms.load(Ordering::Relaxed);
+        // One caller per second wins the exchange and measures; the others read the flag.
+        if now.saturating_sub(last) >= REFRESH.as_millis() as u64
+            && self
+                .measured_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
             self.update();
         }
         self.accepting.load(Ordering::Relaxed)
@@ -134,8 +136,12 @@ impl DiskSpace {
 
     /// Measures now and updates `accepting`, logging a change.
     pub(crate) fn refresh(&self) {
-        *self.measured.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        self.measured_ms.store(self.now_ms(), Ordering::Relaxed);
         self.update();
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn update(&self) {

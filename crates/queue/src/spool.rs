@@ -139,10 +139,12 @@ struct Inner {
 }
 
 impl Spool {
-    /// Opens (or creates) the spool in `dir`: recovers the log, cuts off a torn tail, retires
+    /// Opens (or creates) the spool in `dir`: recovers the log, cuts off a torn tail, reports
+    /// and keeps damage (it never refuses to start over it: see [`Recovered::damage`]), retires
     /// spent segments, begins a fresh segment in a pre-written file (zero-filling one first when
-    /// there is no spare, as on the first start) and starts the writer and the spare preparer.
-    /// Run it before the listeners open, and resume the messages in [`Recovered::live`].
+    /// there is no spare and the disk reserve allows, as on the first start) and starts the
+    /// writer (which compacts the earlier runs' segments first) and the spare preparer. Run it
+    /// before the listeners open, and resume the messages in [`Recovered::live`].
     pub async fn open(dir: &Path, options: SpoolOptions) -> Result<(Spool, Recovered), QueueError> {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || open::open(&dir, &options))
