@@ -133,7 +133,13 @@ pub(crate) fn replay(spool_dir: &Path, segments_dir: &Path) -> Result<Replayed, 
             if written <= bad.offset && is_torn(segments_dir, &numbers[i + 1..])? {
                 torn = Some((path.clone(), bad.offset));
             } else {
-                let end = written.max(bad.offset + 1).min(bytes.len() as u64);
+                // Nothing after the damage can be read as this segment's records: up to where
+                // the checkpoint saw the log end, or else to the end of the file.
+                let end = if written > bad.offset {
+                    written
+                } else {
+                    bytes.len() as u64
+                };
                 damage.push(hurt(bad.offset, end, not_torn(bad, written)));
             }
         } else if scan.end < written {
