@@ -29,9 +29,11 @@ pub(crate) enum Command {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum QueueCommand {
-    /// Verify the spool: every segment, the records in it, the live messages, and any damage
-    /// (segment, octets, lost queue ids). Exit 0 when intact, 1 when damaged, 2 on bad usage or
-    /// configuration. Stop the server first: a running server holds the spool.
+    /// Verify the spool and print what it finds.
+    ///
+    /// Every segment, the records in it, the live messages, and any damage: the segment, the
+    /// octets and the queue ids lost. Changes nothing. Exit 0 when intact, 1 when damaged, 2 on
+    /// bad usage or configuration, or when a running server holds the spool (stop it first).
     Check(QueueCheckArgs),
 }
 

@@ -12,7 +12,8 @@
 //! A checkpoint only ever describes records that were already synced (the index changes after
 //! the sync), so an old checkpoint is a weaker claim, never a false one. It is written at
 //! start-up, before spent segments are retired (so no retired segment's messages are still
-//! listed as live), at close, and in between at most once a second when records were written.
+//! listed as live), at close, and in between at most once a second when records were written
+//! (less often for a queue so large that writing its checkpoint takes more than 50 ms).
 //! The ones before retiring and at start-up and close are synced; the others are not, since a
 //! lost checkpoint only narrows what recovery can check. A checkpoint that cannot be read is
 //! ignored with a warning: recovery then checks what the log shows by itself.
@@ -176,19 +177,32 @@ fn parse(bytes: &[u8]) -> Result<Checkpoint, String> {
     })
 }
 
-/// When the checkpoint was last written, and how many records the writer had written then:
-/// shared by the writer and the preparer thread, which both bring it up to date.
+/// When the checkpoint was last written, how long that took, and how many records the writer
+/// had written then: shared by the writer and the preparer thread, which both bring it up to
+/// date.
 #[derive(Debug)]
 pub(crate) struct Saver {
     dir: PathBuf,
-    last: Mutex<(Option<Instant>, u64)>,
+    last: Mutex<Last>,
 }
+
+#[derive(Debug, Default)]
+struct Last {
+    at: Option<Instant>,
+    took: Duration,
+    records: u64,
+}
+
+/// A checkpoint of a large queue takes a while to write: the periodic one waits at least this
+/// many times as long as the last one took, so it never costs more than a small share of the
+/// writer's time.
+const COST_FACTOR: u32 = 20;
 
 impl Saver {
     pub(crate) fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
-            last: Mutex::new((None, 0)),
+            last: Mutex::new(Last::default()),
         }
     }
 
@@ -200,18 +214,25 @@ impl Saver {
         durable: bool,
     ) -> Result<(), QueueError> {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let started = Instant::now();
         let checkpoint = Checkpoint::of(&index.lock().unwrap_or_else(PoisonError::into_inner));
         save(&self.dir, &checkpoint, durable)?;
-        *last = (Some(Instant::now()), records);
+        *last = Last {
+            at: Some(Instant::now()),
+            took: started.elapsed(),
+            records,
+        };
         Ok(())
     }
 
-    /// Writes it when records were written since the last one and [`INTERVAL`] has passed.
+    /// Writes it when records were written since the last one and [`INTERVAL`] has passed
+    /// (or [`COST_FACTOR`] times what the last one took, if longer).
     pub(crate) fn save_if_due(&self, index: &Mutex<Index>, records: u64) {
         {
             let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-            let due = last.0.is_none_or(|at| at.elapsed() >= INTERVAL);
-            if !due || last.1 == records {
+            let wait = INTERVAL.max(last.took * COST_FACTOR);
+            let due = last.at.is_none_or(|at| at.elapsed() >= wait);
+            if !due || last.records == records {
                 return;
             }
         }
