@@ -258,3 +258,52 @@ fn restarts_with_a_held_message_keep_the_spool_small() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("1 live message(s)"), "{out}");
 }
+
+#[test]
+fn after_kill_9_a_cut_segment_is_still_found_with_its_lost_ids() {
+    let dir = workdir();
+    let d = dir.path();
+    hold_everything(d);
+    let text = config("0%");
+    let mut server = Postern::start_in(d, Some(&text));
+    let ids = send(&server, 20);
+    // The running server brings its checkpoint up to date within a second or so.
+    let checkpoint = d.join("data/queue/checkpoint.json");
+    let last = ids.last().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&checkpoint).is_ok_and(|t| t.contains(last.as_str())) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint lists {last}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill9();
+
+    let segment = segment_files(d)
+        .into_iter()
+        .rfind(|p| !record_ends(p).is_empty())
+        .unwrap();
+    let ends = record_ends(&segment);
+    let cut = ends[ends.len() / 2 - 1];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(cut as u64)
+        .unwrap();
+    let (code, out, err) = check(d, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    let lost = out
+        .lines()
+        .filter(|l| l.trim().starts_with("lost "))
+        .count();
+    let live: usize = out
+        .split(" live message(s)")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(lost > 0, "{out}");
+    assert_eq!(live + lost, ids.len(), "{out}");
+}
