@@ -35,7 +35,7 @@
 //! smarthost = "relay.example.net:587"  # required: host[:port] or [ip-literal]:port; port 25
 //!
 //! [limits]
-//! max_message_size = "25M"       # octets, or with k/K, M, G (powers of 1024)
+//! max_message_size = "25M"       # octets, or with k/K, M, G, T or KiB… (powers of 1024)
 //! max_recipients = 100           # per transaction
 //! max_errors = 10                # protocol errors before 421 and close
 //! command_timeout = "5m"         # "250ms", "30s", "5m", "1h" or integer seconds

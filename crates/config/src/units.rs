@@ -52,8 +52,8 @@ fn duration_text(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| invalid("too large"))
 }
 
-/// Interprets a size in octets: an integer, or digits followed by `k`/`K`, `M` or `G`
-/// (powers of 1024).
+/// Interprets a size in octets: an integer, or digits followed by `k`/`K`, `M`, `G` or `T`, or
+/// `KiB`, `MiB`, `GiB`, `TiB` (all powers of 1024).
 pub(crate) fn size(amount: &Amount) -> Result<u64, String> {
     match amount {
         Amount::Integer(octets) => u64::try_from(*octets)
