@@ -75,3 +75,46 @@ pub(crate) fn batch(shared: &Shared, segment: u64, budget: u64) -> Result<Vec<Ap
     }
     Ok(batch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_segment_goes_when_sparse_far_or_damaged_never_when_active() {
+        let options = SpoolOptions {
+            segment_size: 1000,
+            relocate_after_segments: 4,
+            ..SpoolOptions::default()
+        };
+        let pin = |octets| Pin {
+            messages: 1,
+            octets,
+        };
+        let policy = Policy::new(&options);
+        assert!(
+            policy.wants(5, 4, pin(499)),
+            "less than half a segment live"
+        );
+        assert!(!policy.wants(5, 4, pin(500)), "half live stays");
+        assert!(
+            policy.wants(9, 5, pin(900)),
+            "far behind goes whatever it holds"
+        );
+        assert!(!policy.wants(5, 5, pin(1)), "the active segment never");
+        let damaged = Policy {
+            damaged_through: 3,
+            ..policy
+        };
+        assert!(
+            damaged.wants(5, 3, pin(900)),
+            "damaged goes whatever it holds"
+        );
+        let off = Policy::new(&SpoolOptions {
+            compact: false,
+            relocate_after_segments: 0,
+            ..options
+        });
+        assert!(!off.wants(100, 1, pin(1)), "both off");
+    }
+}
