@@ -35,7 +35,7 @@
 //! smarthost = "relay.example.net:587"  # required: host[:port] or [ip-literal]:port; port 25
 //!
 //! [limits]
-//! max_message_size = "25M"       # octets, or with k, M, G in either case (powers of 1024)
+//! max_message_size = "25M"       # octets, or with k/K, M, G, T or KiB… (powers of 1024)
 //! max_recipients = 100           # per transaction
 //! max_errors = 10                # protocol errors before 421 and close
 //! command_timeout = "5m"         # "250ms", "30s", "5m", "1h" or integer seconds
@@ -52,6 +52,10 @@
 //! [log]
 //! format = "text"                # "text" or "json"
 //! level = "info"                 # a tracing EnvFilter directive
+//!
+//! [queue]
+//! segment_size = "32M"           # one spool segment file (and each pre-written spare)
+//! disk_reserve = "5%"            # or "1GiB": below it, no new mail; default: max(1 GiB, 5%)
 //! ```
 //!
 //! The values shown are the defaults, except `hostname`, `relay.networks` and the route. The
@@ -104,8 +108,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::{
-    Config, Delivery, Dns, DomainPattern, Limits, Listener, LocalDomain, Log, LogFormat, Overrides,
-    Route, RouteTls, Source, Users,
+    Config, Delivery, DiskReserve, Dns, DomainPattern, Limits, Listener, LocalDomain, Log,
+    LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
 };
 
 /// The embedded default configuration, a commented TOML file; `postern serve` runs on it when
@@ -169,6 +173,7 @@ fn built_in_default() -> Config {
         log: Log::default(),
         dns: Dns::default(),
         delivery: Delivery::default(),
+        queue: Queue::default(),
         source: Source::Embedded,
     }
 }

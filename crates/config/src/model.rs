@@ -35,6 +35,8 @@ pub struct Config {
     pub dns: Dns,
     /// Remote delivery and retries.
     pub delivery: Delivery,
+    /// The spool (`[queue]`).
+    pub queue: Queue,
     /// Where this configuration came from.
     pub source: Source,
 }
@@ -246,6 +248,35 @@ impl Default for Limits {
             spill_threshold: 1 << 20,
         }
     }
+}
+
+/// The spool's layout and the free space it leaves on its file system (`[queue]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queue {
+    /// The size of one segment file of the spool's log, and of each pre-written spare: the
+    /// spool's disk use is a few of these plus the live mail.
+    pub segment_size: u64,
+    /// The free space below which the server accepts no new mail (and writes no spare);
+    /// `None` is the default, the larger of 1 GiB and 5% of the file system.
+    pub disk_reserve: Option<DiskReserve>,
+}
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue {
+            segment_size: 32 << 20,
+            disk_reserve: None,
+        }
+    }
+}
+
+/// How much free space the spool keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskReserve {
+    /// A number of octets.
+    Octets(u64),
+    /// A percentage (0 to 100) of the file system's size.
+    Percent(u8),
 }
 
 /// Logging settings.

@@ -26,6 +26,7 @@ pub(crate) struct RawConfig {
     pub(crate) log: RawLog,
     pub(crate) dns: RawDns,
     pub(crate) delivery: RawDelivery,
+    pub(crate) queue: RawQueue,
 }
 
 /// `[dns]`.
@@ -114,6 +115,14 @@ pub(crate) struct RawLimits {
 #[serde(default, deny_unknown_fields, expecting = "a table")]
 pub(crate) struct RawBindings {
     pub(crate) file: Option<Spanned<String>>,
+}
+
+/// `[queue]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawQueue {
+    pub(crate) segment_size: Option<Spanned<Amount>>,
+    pub(crate) disk_reserve: Option<Spanned<Amount>>,
 }
 
 /// `[log]`.

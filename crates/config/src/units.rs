@@ -65,9 +65,10 @@ fn duration_text(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| invalid("too large"))
 }
 
-/// Interprets a size in octets: an integer, or digits followed by `k`, `M` or `G` in either case
-/// (powers of 1024). This is the one size syntax of Postern: the configuration and binding
-/// rules (`SIZE>10M`) both use it.
+/// Interprets a size in octets: an integer, or digits followed by `k`/`K`, `M`, `G` or `T`, or
+/// `KiB`, `MiB`, `GiB`, `TiB` (all powers of 1024), in either case for the
+/// one-letter ones. This is the one size syntax of Postern: the configuration and binding rules
+/// (`SIZE>10M`) both use it.
 pub(crate) fn size(amount: &Amount) -> Result<u64, String> {
     match amount {
         Amount::Integer(octets) => u64::try_from(*octets)
@@ -87,12 +88,13 @@ fn size_text(text: &str) -> Result<u64, String> {
     let n: u64 = number.parse().map_err(|_| invalid("number too large"))?;
     let multiplier: u64 = match suffix {
         "" => 1,
-        "k" | "K" => 1 << 10,
-        "m" | "M" => 1 << 20,
-        "g" | "G" => 1 << 30,
+        "k" | "K" | "KiB" => 1 << 10,
+        "m" | "M" | "MiB" => 1 << 20,
+        "g" | "G" | "GiB" => 1 << 30,
+        "t" | "T" | "TiB" => 1 << 40,
         other => {
             return Err(invalid(&format!(
-                "unknown suffix `{other}` (use k, M or G, in either case; they are powers of 1024)"
+                "unknown suffix `{other}` (use k, M, G or T in either case, or KiB, MiB, GiB, TiB; all are powers of 1024)"
             )));
         }
     };
@@ -171,6 +173,8 @@ mod tests {
             ("upper K", text("10K"), Some(10 * 1024)),
             ("mega", text("25M"), Some(26_214_400)),
             ("giga", text("1G"), Some(1 << 30)),
+            ("gibi", text("1GiB"), Some(1 << 30)),
+            ("mebi", text("3MiB"), Some(3 << 20)),
             ("negative integer", Amount::Integer(-5), None),
             (
                 "lower m is mega too, as in rules",
@@ -179,7 +183,8 @@ mod tests {
             ),
             ("lower g", text("2g"), Some(2 << 30)),
             ("blank before the suffix", text("10 M"), Some(10 << 20)),
-            ("unknown suffix", text("25T"), None),
+            ("tera", text("2T"), Some(2 << 40)),
+            ("unknown suffix", text("25P"), None),
             ("unit with B", text("25MB"), None),
             ("no number", text("M"), None),
             ("overflow", text("99999999999G"), None),

@@ -10,10 +10,13 @@ use toml::Spanned;
 
 use crate::error::Problems;
 use crate::model::{
-    Config, DomainPattern, Limits, Listener, LocalDomain, Log, LogFormat, Route, Source, Users,
+    Config, DiskReserve, DomainPattern, Limits, Listener, LocalDomain, Log, LogFormat, Queue,
+    Route, Source, Users,
 };
 use crate::names;
-use crate::raw::{RawBindings, RawConfig, RawDomain, RawLimits, RawListener, RawLog, RawUsers};
+use crate::raw::{
+    RawBindings, RawConfig, RawDomain, RawLimits, RawListener, RawLog, RawQueue, RawUsers,
+};
 use crate::units::{self, Amount};
 
 pub(crate) const DEFAULT_DATA_DIR: &str = "postern-data";
@@ -60,6 +63,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
     let log = log(raw.log, problems);
     let dns = crate::outbound::dns(raw.dns, problems);
     let delivery = crate::outbound::delivery(raw.delivery, problems);
+    let queue = queue(raw.queue, problems);
     Config {
         hostname,
         data_dir,
@@ -72,6 +76,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
         log,
         dns,
         delivery,
+        queue,
         source,
     }
 }
@@ -447,4 +452,54 @@ pub(crate) fn log_filter(text: &str) -> Result<(), String> {
                  trace) or directives such as \"postern_smtp_in=debug,info\""
             )
         })
+}
+
+/// The smallest and largest spool segment: below, rotation would run every few messages; above,
+/// one spare costs more disk than most spools hold.
+const SEGMENT_SIZE_RANGE: (u64, u64) = (64 << 10, 4 << 30);
+
+fn queue(raw: RawQueue, problems: &mut Problems<'_>) -> Queue {
+    let default = Queue::default();
+    let segment_size = match raw.segment_size {
+        None => default.segment_size,
+        Some(raw) => match units::size(raw.get_ref()) {
+            Ok(size) if (SEGMENT_SIZE_RANGE.0..=SEGMENT_SIZE_RANGE.1).contains(&size) => size,
+            Ok(size) => {
+                problems.at(
+                    raw.span(),
+                    "queue.segment_size",
+                    format!("{size} octets is outside 64K..4G"),
+                );
+                default.segment_size
+            }
+            Err(why) => {
+                problems.at(raw.span(), "queue.segment_size", why);
+                default.segment_size
+            }
+        },
+    };
+    let disk_reserve = raw.disk_reserve.and_then(|raw| {
+        disk_reserve(raw.get_ref())
+            .map_err(|why| problems.at(raw.span(), "queue.disk_reserve", why))
+            .ok()
+    });
+    Queue {
+        segment_size,
+        disk_reserve,
+    }
+}
+
+/// A percentage of the file system (`"5%"`) or a size (`"1GiB"`, `"500M"`, integer octets).
+fn disk_reserve(amount: &Amount) -> Result<DiskReserve, String> {
+    if let Amount::Text(text) = amount
+        && let Some(number) = text.trim().strip_suffix('%')
+    {
+        return match number.trim().parse::<u8>() {
+            Ok(percent) if percent <= 100 => Ok(DiskReserve::Percent(percent)),
+            _ => Err(format!(
+                "invalid percentage {text:?}: expected a whole number from 0 to 100, such as \"5%\""
+            )),
+        };
+    }
+    units::size(amount).map(DiskReserve::Octets)
 }

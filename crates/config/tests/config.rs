@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_config::{
-    Config, Delivery, Dns, DomainPattern, EMBEDDED, Limits, Listener, LocalDomain, Log, LogFormat,
-    Overrides, Route, RouteTls, Source, Users,
+    Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, Limits, Listener, LocalDomain,
+    Log, LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
 };
 
 const FULL: &str = r#"
@@ -77,6 +77,10 @@ file = "/etc/postern/bindings.toml"
 [log]
 format = "json"
 level = "postern_smtp_in=debug,info"
+
+[queue]
+segment_size = "8MiB"
+disk_reserve = "7%"
 "#;
 
 fn full() -> Config {
@@ -174,6 +178,10 @@ fn full_example_parses_to_the_expected_values() {
             connections_per_host: 4,
             idle_connection_time: Duration::ZERO,
         },
+        queue: Queue {
+            segment_size: 8 << 20,
+            disk_reserve: Some(DiskReserve::Percent(7)),
+        },
         source: Source::File(PathBuf::from("postern.toml")),
     };
     assert_eq!(full(), want);
@@ -206,6 +214,8 @@ fn embedded_default_parses() {
         Path::new("postern-data/bindings.toml")
     );
     assert_eq!(config.log, Log::default());
+    assert_eq!(config.queue, Queue::default());
+    assert_eq!(config.queue.segment_size, 32 << 20);
     assert_eq!(Config::parse(EMBEDDED, Source::Embedded), Ok(config));
 }
 
@@ -466,4 +476,22 @@ fn sizes_read_the_same_in_either_case() {
     )
     .expect("50m is a size");
     assert_eq!(config.limits.max_message_size, 50 << 20);
+}
+
+#[test]
+fn disk_reserve_is_a_size_or_a_percentage() {
+    let cases: &[(&str, DiskReserve)] = &[
+        ("\"1GiB\"", DiskReserve::Octets(1 << 30)),
+        ("\"500M\"", DiskReserve::Octets(500 << 20)),
+        ("4096", DiskReserve::Octets(4096)),
+        ("\"5%\"", DiskReserve::Percent(5)),
+        ("\"100%\"", DiskReserve::Percent(100)),
+        ("\"0%\"", DiskReserve::Percent(0)),
+    ];
+    for (value, want) in cases {
+        let text =
+            format!("[[listener]]\naddress = \"127.0.0.1:25\"\n[queue]\ndisk_reserve = {value}\n");
+        let config = Config::parse(&text, Source::Embedded).expect(value);
+        assert_eq!(config.queue.disk_reserve, Some(*want), "{value}");
+    }
 }

@@ -66,6 +66,26 @@ const fn alone(
 
 const CASES: &[Case] = &[
     case(
+        "queue: percentage over 100",
+        "[queue]\ndisk_reserve = \"150%\"\n",
+        (2, 16, "queue.disk_reserve", "from 0 to 100"),
+    ),
+    case(
+        "queue: reserve with an unknown unit",
+        "[queue]\ndisk_reserve = \"1GB\"\n",
+        (2, 16, "queue.disk_reserve", "unknown suffix `GB`"),
+    ),
+    case(
+        "queue: segment too small",
+        "[queue]\nsegment_size = \"1k\"\n",
+        (2, 16, "queue.segment_size", "outside 64K..4G"),
+    ),
+    case(
+        "queue: unknown key",
+        "[queue]\nsegment = \"1M\"\n",
+        (2, 1, "queue.segment", "unknown field"),
+    ),
+    case(
         "syntax: unquoted value",
         "[limits]\nmax_errors = ten\n",
         (2, 14, "limits.max_errors", "invalid TOML"),

@@ -22,6 +22,9 @@ pub(crate) enum Command {
     /// Register and configure event bindings (like the original smtpreg tool).
     #[command(subcommand)]
     Binding(BindingCommand),
+    /// Look after the queue (the spool in DATA/queue); no server needed.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Configuration files: `config default` prints the embedded default to start one from.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -31,6 +34,25 @@ pub(crate) enum Command {
 pub(crate) enum ConfigCommand {
     /// Print the embedded default configuration, a commented file to start your own from.
     Default,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Verify the spool and print what it finds.
+    ///
+    /// Every segment, the records in it, the live messages, and any damage: the segment, the
+    /// octets and the queue ids lost. Changes nothing. Exit 0 when intact, 1 when damaged, 2 on
+    /// bad usage or configuration, or when a running server holds the spool (stop it first).
+    Check(QueueCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueCheckArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

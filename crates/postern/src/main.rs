@@ -5,6 +5,7 @@
 //! - `serve`: `postern serve` — recovery, transport, listeners, shutdown.
 //! - `check`: `postern check-config`; `postern config default` prints the embedded default.
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
+//! - `queue`: `postern queue …`: `check` verifies the spool.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
 //!   sink catalog.
 //!
@@ -16,6 +17,7 @@ mod binding;
 mod binding_view;
 mod check;
 mod cli;
+mod queue;
 mod serve;
 mod setup;
 
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
             print!("{}", postern_config::EMBEDDED);
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Queue(command) => queue::run(command),
     };
     match result {
         Ok(code) => code,

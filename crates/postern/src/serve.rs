@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use postern_config::{LogFormat, Overrides};
 use postern_mailmsg::QueueIdGenerator;
-use postern_queue::{Spool, SpoolOptions};
+use postern_queue::Spool;
 use postern_sink_host::Host;
 use postern_smtp_in::Server;
 use postern_transport::Transport;
@@ -72,10 +72,22 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let _watcher = host.watch(REGISTRY_POLL);
 
     // Recovery runs before any listener opens: every accepted message is back in the queue.
-    let (spool, recovered) = Spool::open(&config.data_dir.join("queue"), SpoolOptions::default())
-        .await
-        .context("opening the queue")?;
+    let (spool, recovered) = Spool::open(
+        &config.data_dir.join("queue"),
+        setup::spool_options(&config),
+    )
+    .await
+    .context("opening the queue")?;
     info!(messages = recovered.live.len(), "queue recovered");
+    if !recovered.damage.is_empty() {
+        // The spool logged each range and each lost message; this says where to look.
+        tracing::error!(
+            damaged = recovered.damage.len(),
+            lost = recovered.lost().len(),
+            kept = %config.data_dir.join("queue").join("damaged").display(),
+            "the queue was damaged: started with every intact message; see `postern queue check`"
+        );
+    }
 
     let (stop, shutdown) = watch::channel(false);
     let (inbox, intake) = mpsc::channel(postern_transport::INBOX_CAPACITY);
@@ -85,6 +97,9 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         .context("starting the transport")?;
     let transport_task = tokio::spawn(transport.run(intake, recovered.live, shutdown.clone()));
 
+    // Before the listening line: a SIGTERM sent as soon as it is read must close the queue.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let addresses: Vec<_> = config.listeners.iter().map(|l| l.address).collect();
     let listeners = postern_smtp_in::bind(&addresses).await?;
     {
@@ -121,8 +136,6 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "postern started");
     let serving = tokio::spawn(postern_smtp_in::serve(server, listeners));
 
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use postern_config::{Config, LogFormat, Overrides};
+use postern_config::{Config, DiskReserve, LogFormat, Overrides};
+use postern_queue::SpoolOptions;
 use postern_sink_host::Catalog;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
@@ -76,6 +77,20 @@ pub(crate) fn logging(config: &Config, option: Option<&str>) -> Result<WorkerGua
         LogFormat::Text => builder.with_ansi(false).init(),
     }
     Ok(guard)
+}
+
+/// The spool's options from `[queue]`.
+pub(crate) fn spool_options(config: &Config) -> SpoolOptions {
+    let disk_reserve = match config.queue.disk_reserve {
+        None => postern_queue::DiskReserve::default(),
+        Some(DiskReserve::Octets(octets)) => postern_queue::DiskReserve::octets(octets),
+        Some(DiskReserve::Percent(percent)) => postern_queue::DiskReserve::percent(percent),
+    };
+    SpoolOptions {
+        segment_size: config.queue.segment_size,
+        disk_reserve,
+        ..SpoolOptions::default()
+    }
 }
 
 /// Every sink this binary can make.

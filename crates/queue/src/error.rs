@@ -18,9 +18,9 @@ pub enum QueueError {
         #[source]
         source: io::Error,
     },
-    /// A record that passed no check where a torn write cannot be the excuse: in the middle of
-    /// a segment, in a segment that is not the last, or a well-framed record with a payload this
-    /// version cannot read. Recovery stops rather than drop mail that was acknowledged.
+    /// A record that is not what the index says is there (reading a message's content back).
+    /// Recovery never returns it: damage found at start-up is reported in
+    /// [`Recovered::damage`](crate::Recovered::damage) and the spool starts with the rest.
     #[error("corrupt record in {} at offset {offset}: {reason}", segment.display())]
     Corrupt {
         /// The segment file.

@@ -10,7 +10,7 @@
 //! cannot change what recovery rebuilds. Deleting a newer segment first could remove a Done
 //! while its Message stays behind, and recovery would deliver that message again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use postern_mailmsg::QueueId;
 
@@ -39,14 +39,32 @@ pub(crate) struct Entry {
     pub(crate) content_crc: u32,
 }
 
+/// How many live messages have their latest Message record in a segment, and how many octets
+/// those records take: what compaction would have to rewrite to free the segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Pin {
+    pub(crate) messages: usize,
+    pub(crate) octets: u64,
+}
+
+/// What the index knows of a segment's log: where it ends and how many records it holds.
+/// Recovery fills it in from the file; the writer adds to it batch by batch. A checkpoint
+/// records it, so that the next recovery can tell a segment cut short from a whole one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Extent {
+    /// The offset just past the last record.
+    pub(crate) log_len: u64,
+    pub(crate) records: u64,
+}
+
 /// The live messages and the segments on disk.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     entries: BTreeMap<QueueId, Entry>,
-    /// For each segment, how many live messages have their latest Message record there.
-    pins: BTreeMap<u64, usize>,
-    /// The segment files on disk, by number.
-    segments: BTreeSet<u64>,
+    /// For each segment, the live messages whose latest Message record is there.
+    pins: BTreeMap<u64, Pin>,
+    /// The segment files on disk, by number, with the extent of their logs.
+    segments: BTreeMap<u64, Extent>,
     /// The segment being appended to (the newest); it is never deleted.
     active: u64,
 }
@@ -56,6 +74,9 @@ impl Index {
     /// An Update or Done for an id that is not live is ignored: it belongs to a message whose
     /// Message record went with an older, deleted segment, so the message was already Done.
     pub(crate) fn apply(&mut self, effect: Effect, at: Location) {
+        let extent = self.segments.entry(at.segment).or_default();
+        extent.log_len = extent.log_len.max(at.offset + at.len);
+        extent.records += 1;
         match effect {
             Effect::Message {
                 id,
@@ -72,9 +93,11 @@ impl Index {
                     content_crc,
                 };
                 if let Some(old) = self.entries.insert(id, entry) {
-                    self.unpin(old.message_at.segment);
+                    self.unpin(old.message_at);
                 }
-                *self.pins.entry(at.segment).or_default() += 1;
+                let pin = self.pins.entry(at.segment).or_default();
+                pin.messages += 1;
+                pin.octets += at.len;
             }
             Effect::Update {
                 id,
@@ -88,17 +111,18 @@ impl Index {
             }
             Effect::Done { id } => {
                 if let Some(old) = self.entries.remove(&id) {
-                    self.unpin(old.message_at.segment);
+                    self.unpin(old.message_at);
                 }
             }
         }
     }
 
-    fn unpin(&mut self, segment: u64) {
-        if let Some(count) = self.pins.get_mut(&segment) {
-            *count -= 1;
-            if *count == 0 {
-                self.pins.remove(&segment);
+    fn unpin(&mut self, at: Location) {
+        if let Some(pin) = self.pins.get_mut(&at.segment) {
+            pin.messages -= 1;
+            pin.octets = pin.octets.saturating_sub(at.len);
+            if pin.messages == 0 {
+                self.pins.remove(&at.segment);
             }
         }
     }
@@ -128,13 +152,40 @@ impl Index {
 
     /// Records a segment file that exists (found at start-up, or made by the writer).
     pub(crate) fn add_segment(&mut self, segment: u64) {
-        self.segments.insert(segment);
+        self.segments.entry(segment).or_default();
     }
 
     /// Makes `segment` the one being appended to.
     pub(crate) fn set_active(&mut self, segment: u64) {
-        self.segments.insert(segment);
+        self.segments.entry(segment).or_default();
         self.active = segment;
+    }
+
+    /// The segment being appended to.
+    pub(crate) fn active(&self) -> u64 {
+        self.active
+    }
+
+    /// Every segment on disk with the extent of its log, oldest first.
+    pub(crate) fn extents(&self) -> impl Iterator<Item = (u64, Extent)> + '_ {
+        self.segments
+            .iter()
+            .map(|(&number, &extent)| (number, extent))
+    }
+
+    /// The live messages, each with where its latest Message record is.
+    pub(crate) fn locations(&self) -> impl Iterator<Item = (QueueId, Location)> + '_ {
+        self.entries
+            .iter()
+            .map(|(&id, entry)| (id, entry.message_at))
+    }
+
+    /// The oldest segment holding a live message's latest Message record, with its pin.
+    pub(crate) fn oldest_pin(&self) -> Option<(u64, Pin)> {
+        self.pins
+            .iter()
+            .next()
+            .map(|(&segment, &pin)| (segment, pin))
     }
 
     /// Forgets a segment whose file was deleted.
@@ -153,15 +204,10 @@ impl Index {
         let oldest_pinned = self.pins.keys().next().copied().unwrap_or(u64::MAX);
         let limit = oldest_pinned.min(self.active);
         self.segments
-            .iter()
+            .keys()
             .copied()
             .take_while(|&segment| segment < limit)
             .collect()
-    }
-
-    /// The oldest segment that holds the latest Message record of a live message.
-    pub(crate) fn oldest_pinned(&self) -> Option<u64> {
-        self.pins.keys().next().copied()
     }
 
     /// The live messages whose latest Message record is in `segment`.
@@ -244,7 +290,7 @@ mod tests {
         index.apply(message(1), at(1));
         index.apply(message(1), at(2));
         assert_eq!(index.deletable(), vec![1]);
-        assert_eq!(index.oldest_pinned(), Some(2));
+        assert_eq!(index.oldest_pin().map(|(segment, _)| segment), Some(2));
     }
 
     #[test]

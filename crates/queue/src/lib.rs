@@ -21,8 +21,15 @@
 //! - `envelope`: a MailMsg without content, what the index keeps per message.
 //! - `index`: live messages, their latest envelope, state and content location; which
 //!   segments may go.
-//! - `recover`: reading the segments back, torn tails versus corruption; [`Recovered`].
-//! - `relocate`: rewriting long-lived messages out of old segments.
+//! - `recover`: reading the segments back, torn tails versus damage, lost messages;
+//!   [`Recovered`].
+//! - `checkpoint`: `checkpoint.json`, what the spool knew to be on disk, which recovery holds the
+//!   log against (a segment cut at a record boundary reads as a clean end otherwise).
+//! - `damage`: [`Damage`], and the copies and reports kept in `damaged/`.
+//! - `check`: [`check`], the read-only verification behind `postern queue check`; [`Report`].
+//! - `relocate`: rewriting live messages out of old segments: compaction, and the policy of
+//!   when.
+//! - `space`: free space against [`DiskReserve`]; [`Spool::accepting`].
 //! - `segment`: segment files and directory syncs; the lock file.
 //! - `state`, `options`, `stats`, `error`: [`QueueState`] and [`QueuedMessage`],
 //!   [`SpoolOptions`], [`SpoolStats`], [`QueueError`].
@@ -55,6 +62,9 @@
 #![warn(missing_docs)]
 
 mod active;
+mod check;
+mod checkpoint;
+mod damage;
 mod envelope;
 mod error;
 mod index;
@@ -66,6 +76,7 @@ mod recover;
 mod relocate;
 mod scan;
 mod segment;
+mod space;
 mod spare;
 mod spool;
 mod state;
@@ -73,9 +84,12 @@ mod stats;
 mod wire;
 mod writer;
 
+pub use check::{Report, SegmentReport, check};
+pub use damage::Damage;
 pub use error::QueueError;
 pub use options::SpoolOptions;
 pub use recover::Recovered;
+pub use space::DiskReserve;
 pub use spool::Spool;
 pub use state::{QueueState, QueuedMessage};
 pub use stats::SpoolStats;

@@ -21,7 +21,11 @@ use crate::record::{self, HEADER_LEN, Invalid, MAGIC, Valid};
 pub(crate) struct Scan<'a> {
     /// Each record with its offset, in log order.
     pub(crate) records: Vec<(u64, Valid<'a>)>,
-    /// `None` when the log ends cleanly.
+    /// Damage followed by a later batch of this segment: acknowledged records that cannot be
+    /// read. Reading goes on after each, at the later batch's first valid record.
+    pub(crate) holes: Vec<Hole>,
+    /// Damage that no later batch follows: a torn last batch, or (`recover` decides) the end of
+    /// the log gone bad. `None` when the log ends cleanly.
     pub(crate) bad: Option<Bad>,
     /// Where the log ends: the offset just past the last record.
     pub(crate) end: u64,
@@ -31,7 +35,7 @@ impl Scan<'_> {
     /// Whether the segment holds anything the writer wrote: a record, or damage that may be a
     /// torn one.
     pub(crate) fn holds_records(&self) -> bool {
-        !self.records.is_empty() || self.bad.is_some()
+        !self.records.is_empty() || self.bad.is_some() || !self.holes.is_empty()
     }
 }
 
@@ -41,41 +45,60 @@ pub(crate) struct Bad {
     pub(crate) offset: u64,
     /// What was found there.
     pub(crate) reason: &'static str,
-    /// Where a valid record of a batch that began after `offset` was found, if one was: proof
-    /// that the damage is not a torn last batch.
-    pub(crate) later_batch_at: Option<u64>,
+}
+
+/// Octets in the middle of a log that are not records, with records of a later batch after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hole {
+    pub(crate) start: u64,
+    /// Where the later batch's first valid record is.
+    pub(crate) end: u64,
+    /// What was found at `start`.
+    pub(crate) reason: &'static str,
 }
 
 /// Reads the log of segment `segment` from its file's octets.
 pub(crate) fn scan(bytes: &[u8], segment: u64) -> Scan<'_> {
     let mut records = Vec::new();
+    let mut holes = Vec::new();
     let mut offset = 0;
     loop {
-        let bad = match read(&bytes[offset..], segment) {
+        let (reason, torn_possible) = match read(&bytes[offset..], segment) {
             Ok(Read::Record(valid)) => {
                 records.push((offset as u64, valid));
                 offset += HEADER_LEN + valid.payload.len();
                 continue;
             }
-            Ok(Read::End(Ending::Marker | Ending::Eof)) => None,
+            Ok(Read::End(Ending::Marker | Ending::Eof)) => (None, false),
             Ok(Read::End(ending @ (Ending::Zeros | Ending::Stale))) => {
-                later_batch(bytes, segment, offset).map(|later| Bad {
-                    offset: offset as u64,
-                    reason: ending.reason(),
-                    later_batch_at: Some(later),
-                })
+                (Some(ending.reason()), false)
             }
-            Err(invalid) => Some(Bad {
-                offset: offset as u64,
-                reason: invalid.reason(),
-                later_batch_at: later_batch(bytes, segment, offset),
-            }),
+            Err(invalid) => (Some(invalid.reason()), true),
         };
-        return Scan {
-            records,
-            bad,
-            end: offset as u64,
-        };
+        let later = reason.and_then(|_| later_batch(bytes, segment, offset));
+        match (reason, later) {
+            (Some(reason), Some(later)) => {
+                holes.push(Hole {
+                    start: offset as u64,
+                    end: later,
+                    reason,
+                });
+                // `later` was found in `bytes`, so it fits a usize.
+                offset = later as usize;
+            }
+            (reason, _) => {
+                let bad = reason.filter(|_| torn_possible).map(|reason| Bad {
+                    offset: offset as u64,
+                    reason,
+                });
+                return Scan {
+                    records,
+                    holes,
+                    bad,
+                    end: offset as u64,
+                };
+            }
+        }
     }
 }
 
@@ -241,6 +264,7 @@ pub(crate) mod tests {
         let scan = scan(&reused, 2);
         assert_eq!(scan.records.len(), 2);
         assert_eq!((scan.bad, scan.end), (None, end as u64));
+        assert!(scan.holes.is_empty());
         assert_eq!(scan.records[1].0, starts[1] as u64);
     }
 
@@ -262,8 +286,8 @@ pub(crate) mod tests {
         for cut in starts[1] + 1..file.len() - HEADER_LEN {
             let scan = scan(&file[..cut], 1);
             assert_eq!(scan.records.len(), 1, "cut {cut}");
-            let bad = scan.bad.unwrap();
-            assert_eq!((bad.offset, bad.later_batch_at), (starts[1] as u64, None));
+            assert_eq!(scan.bad.unwrap().offset, starts[1] as u64);
+            assert!(scan.holes.is_empty(), "cut {cut}");
         }
     }
 
@@ -276,21 +300,28 @@ pub(crate) mod tests {
         file[starts[2] + 30] ^= 0xFF;
         let scan = scan(&file, 1);
         assert_eq!(scan.records.len(), 2);
-        let bad = scan.bad.unwrap();
-        assert_eq!((bad.offset, bad.later_batch_at), (starts[2] as u64, None));
+        assert_eq!(scan.bad.unwrap().offset, starts[2] as u64);
+        assert!(scan.holes.is_empty());
     }
 
     #[test]
-    fn damage_before_a_later_batch_is_corruption_of_acknowledged_mail() {
+    fn damage_before_a_later_batch_is_a_hole_in_acknowledged_mail_and_reading_goes_on() {
         let mut file = vec![0; 8192];
         let batches = vec![vec![message(1)], vec![message(2)], vec![message(3)]];
-        let (starts, _) = write_log(&mut file, 1, batches);
+        let (starts, end) = write_log(&mut file, 1, batches);
         for at in starts[1]..starts[2] {
             let mut bad_bytes = file.clone();
             bad_bytes[at] ^= 0x55;
-            let bad = scan(&bad_bytes, 1).bad.unwrap();
-            assert_eq!(bad.offset, starts[1] as u64, "flip at {at}");
-            assert_eq!(bad.later_batch_at, Some(starts[2] as u64), "flip at {at}");
+            let scan = scan(&bad_bytes, 1);
+            let hole = Hole {
+                start: starts[1] as u64,
+                end: starts[2] as u64,
+                reason: scan.holes[0].reason,
+            };
+            assert_eq!(scan.holes, vec![hole], "flip at {at}");
+            assert_eq!((scan.bad, scan.end), (None, end as u64), "flip at {at}");
+            let found: Vec<_> = scan.records.iter().map(|(at, _)| *at as usize).collect();
+            assert_eq!(found, vec![starts[0], starts[2]], "flip at {at}");
         }
     }
 
@@ -308,9 +339,16 @@ pub(crate) mod tests {
         let mut replaced = file.clone();
         replaced[starts[1]..starts[1] + old_record.len()].copy_from_slice(old_record);
         for (case, bytes) in [("zeros", zeroed), ("stale", replaced)] {
-            let bad = scan(&bytes, 2).bad.unwrap();
-            assert_eq!(bad.offset, starts[1] as u64, "{case}");
-            assert_eq!(bad.later_batch_at, Some(starts[2] as u64), "{case}");
+            let scan = scan(&bytes, 2);
+            assert_eq!(scan.bad, None, "{case}");
+            assert_eq!(scan.holes.len(), 1, "{case}");
+            let hole = scan.holes[0];
+            assert_eq!(
+                (hole.start, hole.end),
+                (starts[1] as u64, starts[2] as u64),
+                "{case}"
+            );
+            assert_eq!(scan.records.len(), 2, "{case}");
         }
     }
 

@@ -202,6 +202,15 @@ pub(crate) fn begin_segment(shared: &Shared, number: u64) -> Result<File, QueueE
 /// it.
 pub(crate) fn collect_garbage(shared: &Shared) {
     let doomed = shared.index().deletable();
+    if doomed.is_empty() {
+        return;
+    }
+    // The checkpoint must no longer list as live a message whose records go with these
+    // segments (it would be reported lost after a crash): one taken now lists none.
+    if let Err(error) = shared.save_checkpoint(true) {
+        tracing::warn!(%error, "cannot write the spool's checkpoint; spent segments stay for now");
+        return;
+    }
     for number in doomed {
         match shared.spares.retire(&shared.segments_dir, number) {
             Ok(kept) => {
@@ -223,12 +232,14 @@ pub(crate) fn collect_garbage(shared: &Shared) {
 mod tests {
     use super::*;
     use crate::index::Index;
+    use crate::space::{DiskReserve, DiskSpace};
 
     pub(super) fn shared(dir: &Path, size: u64, max: usize) -> Shared {
         let segments_dir = segment::prepare(dir).unwrap();
         let lock = segment::lock(dir).unwrap();
         let (spares, _) = Spares::open(dir, size, max).unwrap();
-        Shared::new(segments_dir, Index::default(), lock, spares)
+        let space = DiskSpace::new(dir, DiskReserve::octets(0));
+        Shared::new(segments_dir, Index::default(), lock, spares, space)
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -267,7 +278,7 @@ mod tests {
         let shared = shared(dir.path(), 4096, 2);
         let file = begin_segment(&shared, 1).unwrap();
         assert_eq!(file.metadata().unwrap().len(), 0);
-        shared.spares.prepare_now(&shared.counters).unwrap();
+        shared.spares.prepare_now(&shared).unwrap();
         let file = begin_segment(&shared, 2).unwrap();
         assert_eq!(file.metadata().unwrap().len(), 4096);
         let stats = shared.stats();

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use postern_mailmsg::{Content, Fate, MailMsg, QueueId};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpoint::Saver;
 use crate::envelope::Envelope;
 use crate::error::QueueError;
 use crate::index::Index;
@@ -18,6 +19,7 @@ use crate::payload;
 use crate::record::Frame;
 use crate::recover::Recovered;
 use crate::segment;
+use crate::space::DiskSpace;
 use crate::spare::Spares;
 use crate::state::{QueueState, QueuedMessage};
 use crate::stats::{Counters, SpoolStats};
@@ -32,6 +34,10 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// The pre-written files the writer begins segments in, and the preparer's work.
     pub(crate) spares: Spares,
+    /// Free space against the reserve: whether new mail is accepted.
+    pub(crate) space: DiskSpace,
+    /// When the checkpoint was last brought up to date.
+    checkpoints: Saver,
     /// Held open for the life of the spool: the lock is released when it closes (after the
     /// writer and the preparer, which hold this struct, have stopped).
     _lock: File,
@@ -41,12 +47,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(segments_dir: PathBuf, index: Index, lock: File, spares: Spares) -> Self {
+    pub(crate) fn new(
+        segments_dir: PathBuf,
+        index: Index,
+        lock: File,
+        spares: Spares,
+        space: DiskSpace,
+    ) -> Self {
+        let spool_dir = segments_dir.parent().unwrap_or(&segments_dir).to_path_buf();
         Self {
+            checkpoints: Saver::new(&spool_dir),
             segments_dir,
             index: Mutex::new(index),
             counters: Counters::default(),
             spares,
+            space,
             _lock: lock,
             #[cfg(test)]
             failing_syncs: std::sync::atomic::AtomicU32::new(0),
@@ -57,6 +72,24 @@ impl Shared {
     /// more than stopping the queue would, so a poisoned lock is taken over.
     pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the checkpoint now (see `checkpoint`); `durable` syncs it.
+    pub(crate) fn save_checkpoint(&self, durable: bool) -> Result<(), QueueError> {
+        let records = self
+            .counters
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.checkpoints.save(&self.index, records, durable)
+    }
+
+    /// Brings the checkpoint up to date when records were written and it is a second old.
+    pub(crate) fn checkpoint_if_due(&self) {
+        let records = self
+            .counters
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.checkpoints.save_if_due(&self.index, records);
     }
 
     /// The counters and the index's figures.
@@ -106,10 +139,12 @@ struct Inner {
 }
 
 impl Spool {
-    /// Opens (or creates) the spool in `dir`: recovers the log, cuts off a torn tail, retires
+    /// Opens (or creates) the spool in `dir`: recovers the log, cuts off a torn tail, reports
+    /// and keeps damage (it never refuses to start over it: see [`Recovered::damage`]), retires
     /// spent segments, begins a fresh segment in a pre-written file (zero-filling one first when
-    /// there is no spare, as on the first start) and starts the writer and the spare preparer.
-    /// Run it before the listeners open, and resume the messages in [`Recovered::live`].
+    /// there is no spare and the disk reserve allows, as on the first start) and starts the
+    /// writer (which compacts the earlier runs' segments first) and the spare preparer. Run it
+    /// before the listeners open, and resume the messages in [`Recovered::live`].
     pub async fn open(dir: &Path, options: SpoolOptions) -> Result<(Spool, Recovered), QueueError> {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || open::open(&dir, &options))
@@ -236,6 +271,14 @@ impl Spool {
         tokio::task::spawn_blocking(move || shared.spares.wait_idle())
             .await
             .map_err(|e| QueueError::Task(e.to_string()))
+    }
+
+    /// Whether new mail may be accepted: false while free space on the spool's file system is
+    /// below [`SpoolOptions::disk_reserve`]. Cheap enough to ask per transaction (free space is
+    /// measured at most once a second). Records are still written below the reserve, so
+    /// delivery goes on; an SMTP session answers MAIL with 452 4.3.1 instead of accepting.
+    pub fn accepting(&self) -> bool {
+        self.inner.shared.space.accepting()
     }
 
     /// Every live message, oldest id first.

@@ -7,7 +7,8 @@
 //!
 //! After answering, the writer does its housekeeping before it takes the next batch: retiring
 //! spent segments (kept as spares or deleted), a new segment when the active one is full (in a
-//! spare, see `spare`), relocation.
+//! spare, see `spare`), compaction (`relocate`), the checkpoint. It does the same once when it
+//! starts, before the first request: that is what compacts the previous runs' segments.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -77,7 +78,8 @@ pub(crate) struct Append {
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     max_batch_bytes: u64,
-    relocate_after: u64,
+    /// When the oldest segment holding live messages is rewritten forward.
+    policy: relocate::Policy,
     requests: mpsc::Receiver<Request>,
     segment: ActiveSegment,
     /// A request taken from the channel that did not fit the last batch.
@@ -102,7 +104,7 @@ impl Writer {
             shared,
             // The batch offset in a record header is 32 bits.
             max_batch_bytes: options.max_batch_bytes.clamp(1, MAX_PAYLOAD),
-            relocate_after: options.relocate_after_segments,
+            policy: relocate::Policy::new(options),
             requests,
             segment: ActiveSegment::new(number, file, options.segment_size),
             carry: None,
@@ -111,10 +113,22 @@ impl Writer {
         }
     }
 
+    /// Has the live messages of segments up to `number` rewritten forward, whatever they take:
+    /// those segments were found damaged.
+    pub(crate) fn compacting_through(mut self, number: u64) -> Self {
+        self.policy.damaged_through = number;
+        self
+    }
+
     /// Serves requests until `Close` or until every sender is gone.
     pub(crate) fn run(mut self) {
+        // The previous runs' segments: compacted now rather than after the first request.
+        self.compact();
         while let Some(batch) = self.next_batch() {
             self.commit(batch.appends);
+            // Measured at most once a second: refusing or accepting mail again needs no session
+            // to ask, and is logged once.
+            self.shared.space.accepting();
             // Spent segments first: a rotation then takes a recycled spare, and the preparer
             // is not woken to zero-fill a new one for nothing.
             spare::collect_garbage(&self.shared);
@@ -126,17 +140,26 @@ impl Writer {
                 let _ = close.send(());
                 return;
             }
-            self.relocate();
+            self.compact();
+            self.shared.checkpoint_if_due();
             answer_all(batch.settles);
         }
         // Every spool handle is gone without a close.
         self.finish();
     }
 
+    /// Relocates batch after batch while there is something to compact and no request waits.
+    fn compact(&mut self) {
+        while self.relocate() && self.requests.is_empty() {}
+    }
+
     /// Leaves the spool directory as the next start expects it: no failed batch at the end of
     /// the log, and no spare being written.
     fn finish(&mut self) {
         self.segment.cut_failed_batch(&self.shared.segments_dir);
+        if let Err(error) = self.shared.save_checkpoint(true) {
+            tracing::warn!(%error, "cannot write the spool's checkpoint at close");
+        }
         self.shared.spares.stop();
         if let Some(preparer) = self.preparer.take()
             && preparer.join().is_err()
@@ -161,6 +184,15 @@ impl Writer {
                 }
                 Request::Settle(reply) => {
                     batch.settles.push(reply);
+                    next = self.requests.try_recv().ok();
+                    continue;
+                }
+                Request::Append(append) if is_orphan(&self.shared, &batch.appends, &append) => {
+                    // An Update raced the message's Done: writing it would name a message that
+                    // is gone, which recovery must be able to take for a lost Message record.
+                    if let Some(reply) = append.reply {
+                        let _ = reply.send(Err(QueueError::UnknownId(append.effect.id())));
+                    }
                     next = self.requests.try_recv().ok();
                     continue;
                 }
@@ -232,26 +264,24 @@ impl Writer {
         }
     }
 
-    /// Rewrites the live messages that hold the oldest segment on disk once it lies
-    /// `relocate_after` segments behind the active one, one batch at a time between batches
-    /// of callers.
-    fn relocate(&mut self) {
+    /// Rewrites the live messages that hold the oldest segment on disk into the active one, one
+    /// batch at a time between batches of callers, when the policy says that segment is worth
+    /// freeing. Returns whether it wrote anything.
+    fn relocate(&mut self) -> bool {
         let Some(active) = self.segment.number() else {
-            return;
+            return false;
         };
-        let Some(oldest) = self.shared.index().oldest_pinned() else {
-            return;
+        let Some((oldest, pin)) = self.shared.index().oldest_pin() else {
+            return false;
         };
-        if self.relocate_after == 0
-            || active.saturating_sub(oldest) < self.relocate_after
-            || self.relocation_failed == Some(oldest)
-        {
-            return;
+        if !self.policy.wants(active, oldest, pin) || self.relocation_failed == Some(oldest) {
+            return false;
         }
         match relocate::batch(&self.shared, oldest, self.max_batch_bytes) {
             Ok(batch) => {
                 let n = batch.len() as u64;
-                if self.commit(batch) {
+                let written = self.commit(batch);
+                if written {
                     Counters::add(&self.shared.counters.relocated, n);
                     tracing::info!(
                         segment = oldest,
@@ -261,10 +291,12 @@ impl Writer {
                 }
                 spare::collect_garbage(&self.shared);
                 self.segment.rotate_if_full(&self.shared);
+                written
             }
             Err(error) => {
                 tracing::error!(%error, segment = oldest, "cannot rewrite live messages out of an old segment");
                 self.relocation_failed = Some(oldest);
+                false
             }
         }
     }
@@ -291,6 +323,18 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+/// Whether `append` is an Update for a message that is not live, counting records earlier in
+/// the same batch (not yet in the index).
+fn is_orphan(shared: &Shared, batch: &[Append], append: &Append) -> bool {
+    let Effect::Update { id, .. } = append.effect else {
+        return false;
+    };
+    match batch.iter().rev().find(|a| a.effect.id() == id) {
+        Some(earlier) => matches!(earlier.effect, Effect::Done { .. }),
+        None => shared.index().get(id).is_none(),
     }
 }
 
@@ -343,7 +387,8 @@ mod tests {
         index.set_active(1);
         // No spares: these tests are about batching, not files.
         let (spares, _) = Spares::open(dir.path(), 1024, 0).unwrap();
-        let shared = Arc::new(Shared::new(segments_dir, index, lock, spares));
+        let space = crate::space::DiskSpace::new(dir.path(), crate::space::DiskReserve::octets(0));
+        let shared = Arc::new(Shared::new(segments_dir, index, lock, spares, space));
         let (requests, receiver) = mpsc::channel(1024);
         let options = SpoolOptions::default();
         let writer = Writer::new(Arc::clone(&shared), &options, receiver, (1, file), None);

@@ -10,7 +10,7 @@ use common::{
     HEADER_LEN, assert_same, ids, open, record_ends, segment_files, simple_message, spare_files,
 };
 use postern_mailmsg::{Content, QueueIdGenerator};
-use postern_queue::{Spool, SpoolOptions};
+use postern_queue::{DiskReserve, Spool, SpoolOptions};
 
 /// Segments of 4 KiB: a few messages of 1 KiB fill one.
 fn small() -> SpoolOptions {
@@ -207,4 +207,39 @@ async fn without_spares_every_segment_begins_empty_and_grows() {
 
 fn number_of(path: &Path) -> u64 {
     path.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn below_the_disk_reserve_no_spare_is_written_and_mail_is_refused_but_records_go_on() {
+    // A reserve of the whole file system: whatever is free, it is below it.
+    let dir = tempfile::tempdir().unwrap();
+    let generator = ids();
+    let options = SpoolOptions {
+        disk_reserve: DiskReserve::percent(100),
+        ..small()
+    };
+    let (spool, _) = Spool::open(dir.path(), options.clone()).await.unwrap();
+    assert!(!spool.accepting());
+    // The preparer wrote no zeros: the first segment began empty, and no spare waits.
+    spool.settle().await.unwrap();
+    let stats = spool.stats();
+    assert_eq!(stats.zero_filled, 0);
+    assert_eq!((stats.spares_taken, stats.empty_begins), (0, 1));
+    assert!(spare_files(dir.path()).is_empty());
+    // Delivery's records are still written: the queue drains below the reserve.
+    let msg = kilobyte_message(&generator);
+    spool.store(&msg).await.unwrap();
+    spool.complete(msg.id.unwrap()).await.unwrap();
+    spool.close().await.unwrap();
+
+    // With no reserve, the same spool accepts and pre-writes its spare.
+    let options = SpoolOptions {
+        disk_reserve: DiskReserve::octets(0),
+        ..small()
+    };
+    let (spool, _) = Spool::open(dir.path(), options).await.unwrap();
+    assert!(spool.accepting());
+    spool.settle().await.unwrap();
+    assert!(spool.stats().zero_filled > 0);
+    spool.close().await.unwrap();
 }

@@ -35,6 +35,10 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
     if let Some(reply) = control_character(command, true) {
         return (reply, Staged::Nothing);
     }
+    if !st.server.spool.accepting() {
+        // Below the disk reserve: no new mail until space is freed (the spool logs that once).
+        return (reply::insufficient_storage(), Staged::Nothing);
+    }
     let declared = declared_size(&command.args);
     // `smtp-proto` refuses some long SIZE values and misreads others: it reads a neutral one.
     let line = match declared {

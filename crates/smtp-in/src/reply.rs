@@ -195,6 +195,12 @@ pub(crate) fn no_memory() -> Reply {
     )
 }
 
+/// `452 4.3.1` at MAIL while free space on the queue's file system is below its reserve
+/// (RFC 3463 4.3.1, mail system full): the client tries again later; delivery goes on.
+pub(crate) fn insufficient_storage() -> Reply {
+    Reply::new(452, esc(4, 3, 1), "Insufficient system storage")
+}
+
 /// `421 4.4.2` after an idle or command timeout.
 pub(crate) fn timeout(host: &str) -> Reply {
     Reply::new(

@@ -8,7 +8,9 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
 use super::{FRESH, Pool, Spares};
+use crate::checkpoint;
 use crate::error::{AtPath, QueueError};
+use crate::spool::Shared;
 use crate::stats::Counters;
 
 /// Zeros are written this much at a time, and `stop` is looked at in between.
@@ -28,17 +30,18 @@ impl Pool {
 impl Spares {
     /// Makes one spare ready now, unless one is: for the first segment at start-up, before the
     /// preparer runs.
-    pub(crate) fn prepare_now(&self, counters: &Counters) -> Result<(), QueueError> {
+    pub(crate) fn prepare_now(&self, shared: &Shared) -> Result<(), QueueError> {
         let Some(name) = self.claim(&mut self.pool()) else {
             return Ok(());
         };
-        let result = self.extend(name, counters);
+        let result = self.extend(name, shared);
         self.finish(name, &result);
         result.map(|_| ())
     }
 
-    /// The preparer thread: keeps a spare ready until the spool stops.
-    pub(crate) fn run(&self, counters: &Counters) {
+    /// The preparer thread: keeps a spare ready until the spool stops. It also brings the
+    /// checkpoint up to date when the writer has gone quiet (the writer does it while busy).
+    pub(crate) fn run(&self, shared: &Shared) {
         // However this thread ends, nobody may wait for it any more (`wait_idle`).
         struct Stopper<'a>(&'a Spares);
         impl Drop for Stopper<'_> {
@@ -57,15 +60,30 @@ impl Spares {
                     if let Some(name) = self.claim(&mut pool) {
                         break name;
                     }
-                    pool = self
+                    let (next, waited) = self
                         .changed
-                        .wait(pool)
+                        .wait_timeout(pool, checkpoint::INTERVAL)
                         .unwrap_or_else(PoisonError::into_inner);
+                    pool = next;
+                    if waited.timed_out() {
+                        drop(pool);
+                        shared.checkpoint_if_due();
+                        pool = self.pool();
+                    }
                 }
             };
-            let result = self.extend(name, counters);
-            if let Err(error) = &result {
-                tracing::warn!(%error, "cannot prepare a spare segment; new segments will grow as they are written");
+            let result = self.extend(name, shared);
+            match &result {
+                Err(QueueError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::StorageFull =>
+                {
+                    // Said once by the disk space check, not at every rotation.
+                    tracing::debug!("no spare prepared: free space is at the spool's reserve");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot prepare a spare segment; new segments will grow as they are written");
+                }
+                Ok(_) => {}
             }
             self.finish(name, &result);
         }
@@ -121,8 +139,20 @@ impl Spares {
     /// Writes zeros from the end of spare `name` (made if missing) up to the segment size and
     /// syncs them, so its blocks are allocated and written before a segment overwrites them.
     /// Returns `false` when stopped before the end.
-    fn extend(&self, name: u64, counters: &Counters) -> Result<bool, QueueError> {
+    fn extend(&self, name: u64, shared: &Shared) -> Result<bool, QueueError> {
+        let counters = &shared.counters;
         let path = self.path(name);
+        let have = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if have < self.size && !shared.space.room_for(self.size - have) {
+            shared.space.refresh();
+            return Err(QueueError::io(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "a spare would take free space below the spool's reserve",
+                ),
+            ));
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -165,7 +195,7 @@ mod tests {
         shared.index().add_segment(1);
         shared.index().set_active(2);
         collect_garbage(&shared);
-        shared.spares.prepare_now(&shared.counters).unwrap();
+        shared.spares.prepare_now(&shared).unwrap();
         assert_eq!(shared.stats().zero_filled, 4096 - 1000);
         let recycled = fs::read(shared.spares.path(1)).unwrap();
         assert_eq!(recycled.len(), 4096);
