@@ -1,7 +1,10 @@
-//! Postern's delivery: store drivers that put a message into local mail storage.
+//! Postern's delivery: store drivers that put a message into local mail storage, and the
+//! delivery status notifications that tell a sender what became of its message.
 //!
 //! # Layout
 //! - [`maildir`]: the Maildir store driver (the default `store` sink).
+//! - [`dsn`]: RFC 3464 delivery status notifications, honouring RFC 3461's NOTIFY, RET, ENVID
+//!   and ORCPT.
 //!
 //! # Design
 //! Delivery must be exactly-once across a crash: the queue marks a message done only after its
@@ -9,9 +12,14 @@
 //! therefore made from the queue id and the recipient's index, and a file is moved into `new/`
 //! with `link(2)`, which fails if the name exists: a second run finds the first one's file and
 //! does nothing.
+//!
+//! A DSN is built as an ordinary `MailMsg` from the null reverse-path, so it goes through the
+//! same pipeline (and the same sinks) as any message, and a DSN about a DSN is impossible.
 
 #![warn(missing_docs)]
 
+pub mod dsn;
 pub mod maildir;
 
+pub use dsn::{DsnEntry, DsnKind, build_dsn, enhanced_status, wants_dsn};
 pub use maildir::{Delivered, Maildir, MaildirError};
