@@ -18,7 +18,7 @@ use postern_mailmsg::{Body, Content, DsnNotify, DsnRet, MailMsg, MailParams, Rec
 
 /// The largest original message a failure DSN returns whole. A larger one is returned as its
 /// header section only, so that bouncing a huge message does not queue a second huge message
-/// (RFC 3462 §3 lets a DSN return less than the whole message).
+/// (the sender still learns which message it was from the headers).
 pub const MAX_RETURNED_CONTENT: usize = 10 * 1024 * 1024;
 
 /// Subject of a DSN that reports at least one failed recipient.
@@ -342,7 +342,7 @@ fn diagnostic_code(diagnostic: &str) -> String {
     }
 }
 
-/// The third part: the original message, or its header section (RFC 3462 §3).
+/// The third part: the original message, or its header section.
 fn returned_part<'x>(original: &'x MailMsg, failed: bool) -> Option<MimePart<'x>> {
     let raw = original.content.bytes();
     if raw.is_empty() {

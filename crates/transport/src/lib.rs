@@ -5,6 +5,8 @@
 //!   post-categorize, route (per recipient), store (per local recipient).
 //! - `defaults`: the default sinks of those events (categorizer, router, Maildir store).
 //! - `finish`: telling the queue, retries with backoff, fates, the `track` event.
+//! - `tracklog`: the `track` event's default sink's writer: JSON lines in `DATA/log/track.jsonl`,
+//!   rotated by size, written by a thread of its own.
 //!
 //! # Design
 //! The message only moves forward: each stage hands the MailMsg to the next, and the queue is
@@ -18,6 +20,8 @@
 mod defaults;
 mod finish;
 mod pipeline;
+#[allow(dead_code)] // wired into the track event by the delivery integration
+mod tracklog;
 
 use std::path::PathBuf;
 use std::sync::Arc;
