@@ -239,8 +239,8 @@ fn human_readable(entries: &[&DsnEntry<'_>], host: &str) -> String {
         ),
         (
             DsnKind::Delay,
-            "Your message has not yet been delivered to the following recipients; the mail \
-             system will go on trying:",
+            "Your message has not yet been delivered to the following recipients;\r\n\
+             the mail system will go on trying:",
         ),
         (
             DsnKind::Success,
@@ -255,13 +255,10 @@ fn human_readable(entries: &[&DsnEntry<'_>], host: &str) -> String {
         for entry in of_kind {
             let _ = write!(text, "  <{}>", clean(&entry.recipient.address));
             let reason = entry.diagnostic.as_deref().map(clean);
-            match reason {
-                Some(reason) if !reason.is_empty() => {
-                    let _ = write!(text, ": {reason}");
-                }
-                _ => {}
+            if let Some(reason) = reason.filter(|r| !r.is_empty()) {
+                let _ = write!(text, ": {reason}");
             }
-            if let Some(until) = entry.will_retry_until {
+            if let (DsnKind::Delay, Some(until)) = (entry.kind, entry.will_retry_until) {
                 let _ = write!(text, " (until {})", rfc5322(until));
             }
             text.push_str("\r\n");

@@ -529,6 +529,11 @@ fn the_dsn_goes_from_the_null_sender_to_the_original_sender() {
     );
     assert_eq!(report.to, "<alice@example.org>");
     assert_eq!(report.auto_submitted, "auto-replied");
+    assert!(
+        report.human.contains("<bob@example.com>: 550 5.1.1 no"),
+        "{}",
+        report.human
+    );
     assert!(report.raw.contains("\r\nDate: "), "{}", report.raw);
     assert!(
         report.raw.contains("@mx.example.net>\r\n"),
@@ -691,4 +696,26 @@ fn an_eight_bit_original_makes_an_eight_bit_dsn() {
 fn an_empty_entry_list_gives_no_dsn() {
     let original = message("alice@example.org", None, None, ORIGINAL);
     assert!(build_dsn(&original, &[], HOST, now()).is_none());
+}
+
+#[test]
+fn a_status_that_is_not_one_is_taken_from_the_reply() {
+    let original = message("alice@example.org", None, None, ORIGINAL);
+    let bob = recipient("bob@example.com", "", None);
+    let cases = [
+        ("empty", "", "5.2.2"),
+        ("garbage", "x.y.z", "5.2.2"),
+        ("class 3", "3.1.1", "5.2.2"),
+        ("valid kept", "5.7.1", "5.7.1"),
+    ];
+    for (name, status, want) in cases {
+        let mut failed = entry(&bob, DsnKind::Failure, Some("552 5.2.2 mailbox full"));
+        failed.status = status.to_owned();
+        let dsn = build_dsn(&original, &[failed], HOST, now()).expect("a DSN");
+        assert_eq!(
+            parse(&dsn).recipient_field(0, "Status"),
+            Some(want),
+            "{name}"
+        );
+    }
 }
