@@ -1,62 +1,94 @@
-//! Delivery status notifications (RFC 3464, RFC 3461): one `multipart/report` message for the
-//! recipients of a message that failed, were delayed or were delivered with NOTIFY=SUCCESS,
-//! built with `mail-builder`, addressed from the null reverse-path to the original sender.
+//! Delivery status notifications: the `multipart/report` of RFC 3464 that tells a sender what
+//! became of its message, honouring the DSN parameters of RFC 3461 (NOTIFY, RET, ENVID, ORCPT).
+//!
+//! A DSN is an ordinary [`MailMsg`] from the null reverse-path to the original sender, so it takes
+//! the same pipeline as any message and can never cause a DSN of its own.
 
-use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::date::Date;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
-use postern_mailmsg::{Content, DsnNotify, DsnRet, MailMsg, Recipient, Sender};
+use postern_mailmsg::{Body, Content, DsnNotify, DsnRet, MailMsg, MailParams, Recipient, Sender};
 
-/// What a DSN entry reports.
+/// The largest original message a failure DSN returns whole. A larger one is returned as its
+/// header section only, so that bouncing a huge message does not queue a second huge message
+/// (the sender still learns which message it was from the headers).
+pub const MAX_RETURNED_CONTENT: usize = 10 * 1024 * 1024;
+
+/// Subject of a DSN that reports at least one failed recipient.
+pub const SUBJECT_FAILED: &str = "Undelivered Mail Returned to Sender";
+/// Subject of a DSN that reports delays (and perhaps deliveries) but no failure.
+pub const SUBJECT_DELAYED: &str = "Delayed Mail (still being retried)";
+/// Subject of a DSN that reports only deliveries.
+pub const SUBJECT_DELIVERED: &str = "Successful Mail Delivery Report";
+
+/// The display name of the DSN's `From:` (the mailbox is `MAILER-DAEMON@HOSTNAME`).
+const FROM_NAME: &str = "Mail Delivery System";
+
+/// How long a reason or address may be in the report; replies are at most 512 octets a line
+/// (RFC 5321 §4.5.3.1.5), so this only cuts pathological multi-line replies.
+const MAX_FIELD_CHARS: usize = 4000;
+
+/// Delivery-status fields are folded at this column (RFC 5322 §2.1.1 recommends 78).
+const FOLD_AT: usize = 78;
+
+/// What a DSN entry reports about a recipient (RFC 3464 §2.3.3 `Action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DsnKind {
-    /// `Action: failed`.
+    /// Delivery failed permanently (`Action: failed`).
     Failure,
-    /// `Action: delayed`.
+    /// Delivery is late and still being tried (`Action: delayed`).
     Delay,
-    /// `Action: delivered` (or relayed to a next hop without DSN support).
+    /// The recipient's mail was delivered (`Action: delivered`).
     Success,
 }
 
 impl DsnKind {
-    fn action(self) -> &'static str {
+    /// The `Action` field's value.
+    pub fn action(self) -> &'static str {
         match self {
             Self::Failure => "failed",
             Self::Delay => "delayed",
             Self::Success => "delivered",
         }
     }
+
+    /// The status reported when nothing more precise is known.
+    fn default_status(self) -> &'static str {
+        match self {
+            Self::Failure => "5.0.0",
+            Self::Delay => "4.0.0",
+            Self::Success => "2.0.0",
+        }
+    }
 }
 
-/// One recipient of a DSN.
+/// One recipient's line in a DSN.
 #[derive(Debug, Clone)]
 pub struct DsnEntry<'a> {
-    /// The recipient reported on (its address, ORCPT and NOTIFY).
+    /// The recipient: its address, ORCPT (`params.orcpt`) and NOTIFY (`params.notify`).
     pub recipient: &'a Recipient,
-    /// What is reported.
+    /// What happened.
     pub kind: DsnKind,
-    /// The enhanced status code, `X.Y.Z`.
+    /// The enhanced status code (`5.1.1`); see [`enhanced_status`]. An invalid one is replaced by
+    /// what the diagnostic or the kind implies.
     pub status: String,
-    /// The remote's reply as received (`550 5.1.1 …`), for `Diagnostic-Code: smtp; …`.
+    /// The remote's reply as received (`550 5.1.1 <x@y>: user unknown`), or a local reason.
     pub diagnostic: Option<String>,
-    /// The host that gave the reply, for `Remote-MTA: dns; …`.
+    /// The host that gave the reply.
     pub remote_mta: Option<String>,
-    /// For a delay: until when delivery is tried.
+    /// For a delay: when the mail system gives up.
     pub will_retry_until: Option<SystemTime>,
 }
 
-/// Returned content is capped at this size; past it only the header section is returned.
-const MAX_RETURNED: usize = 10 << 20;
-
-/// Whether a recipient asked for a DSN of this kind (RFC 3461 §4.1): NOTIFY=NEVER never; without
-/// NOTIFY, failures and delays but not successes.
+/// Whether a recipient with this NOTIFY asked for a DSN of this kind (RFC 3461 §4.1): never
+/// with `NEVER`; without NOTIFY, failures and delays but not successes.
 pub fn wants_dsn(notify: &DsnNotify, kind: DsnKind) -> bool {
     if notify.never {
         return false;
@@ -71,16 +103,61 @@ pub fn wants_dsn(notify: &DsnNotify, kind: DsnKind) -> bool {
     }
 }
 
-/// One DSN for `entries` (those whose NOTIFY allows it), from `reporting_mta`; `None` when the
-/// sender is the null reverse-path (never a DSN to it) or no entry is left.
+/// The enhanced status code (RFC 3463) for a recipient: the one in the reply when it has one
+/// (`550 5.1.1 …` gives `5.1.1`), else the reply code's class (`451 …` gives `4.0.0`), else the
+/// kind's default (`5.0.0`, `4.0.0`, `2.0.0`).
+pub fn enhanced_status(kind: DsnKind, reply: Option<&str>) -> String {
+    let Some(reply) = reply.map(str::trim) else {
+        return kind.default_status().to_owned();
+    };
+    let code = reply
+        .get(..3)
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()));
+    let class = code
+        .and_then(|c| c.chars().next())
+        .filter(|c| matches!(c, '2' | '4' | '5'));
+    let Some(class) = class else {
+        return kind.default_status().to_owned();
+    };
+    // RFC 2034 §4: the enhanced code follows the reply code and its separator, in the same class.
+    let token = reply[3..]
+        .trim_start_matches(['-', ' '])
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    if is_status(token) && token.starts_with(class) {
+        token.to_owned()
+    } else {
+        format!("{class}.0.0")
+    }
+}
+
+/// Whether `s` is `class.subject.detail` with a class of 2, 4 or 5 (RFC 3463 §2).
+fn is_status(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let (Some(class), Some(subject), Some(detail), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let digits = |p: &str, max: usize| {
+        !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    matches!(class, "2" | "4" | "5") && digits(subject, 3) && digits(detail, 3)
+}
+
+/// Builds one DSN for the `entries` of one message, keeping only those whose recipient asked for
+/// their kind (see [`wants_dsn`]). `None` when none is left, or when the message's sender is the
+/// null reverse-path (RFC 3461 §6.2: a DSN never goes to `<>`, which is also what stops a DSN
+/// from bouncing back and forth). `reporting_mta` is this server's host name.
 pub fn build_dsn(
     original: &MailMsg,
     entries: &[DsnEntry<'_>],
     reporting_mta: &str,
     now: SystemTime,
 ) -> Option<MailMsg> {
-    let to = original.sender_address();
-    if to.is_empty() {
+    let sender = original.sender_address();
+    if sender.is_empty() {
         return None;
     }
     let entries: Vec<&DsnEntry<'_>> = entries
@@ -90,441 +167,360 @@ pub fn build_dsn(
     if entries.is_empty() {
         return None;
     }
-    let mta = one_line(reporting_mta);
-    let failed = entries.iter().any(|e| e.kind == DsnKind::Failure);
-    let delayed = entries.iter().any(|e| e.kind == DsnKind::Delay);
-    let subject = if failed {
-        "Undelivered Mail Returned to Sender"
-    } else if delayed {
-        "Delayed Mail (still being retried)"
+    let host = clean(reporting_mta);
+    let to = clean(sender);
+    let has = |kind| entries.iter().any(|e| e.kind == kind);
+    let subject = if has(DsnKind::Failure) {
+        SUBJECT_FAILED
+    } else if has(DsnKind::Delay) {
+        SUBJECT_DELAYED
     } else {
-        "Successful Mail Delivery Report"
+        SUBJECT_DELIVERED
     };
 
-    let human = human_text(&mta, &entries);
-    let status = delivery_status(original, &mta, &entries, now);
-    let returned = returned_part(original);
+    let status = delivery_status(original, &entries, &host, now);
+    let mut parts = vec![
+        MimePart::new("text/plain", human_readable(&entries, &host)),
+        MimePart::new("message/delivery-status", status.as_bytes())
+            .transfer_encoding(if status.is_ascii() { "7bit" } else { "8bit" }),
+    ];
+    if let Some(part) = returned_part(original, has(DsnKind::Failure)) {
+        parts.push(part);
+    }
     let report = MimePart::new(
         ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
-        vec![
-            MimePart::new("text/plain", human),
-            MimePart::new("message/delivery-status", status.into_bytes())
-                .transfer_encoding(encoding_of(&[])),
-            returned,
-        ],
+        parts,
     );
-    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let message_id = format!("{now_secs:x}.{:x}.dsn@{mta}", rand::random::<u64>());
-    let built = MessageBuilder::new()
+    let raw = MessageBuilder::new()
         .from(Address::new_address(
-            "Mail Delivery System".into(),
-            format!("MAILER-DAEMON@{mta}"),
+            Some(FROM_NAME),
+            format!("MAILER-DAEMON@{host}"),
         ))
-        .to(Address::new_address(None::<&str>, one_line(to)))
+        .to(to.as_str())
         .subject(subject)
-        .date(Date::new(now_secs as i64))
-        .message_id(message_id)
+        .date(Date::new(unix_secs(now)))
+        .message_id(message_id(original, &host, now))
         .header("Auto-Submitted", Raw::new("auto-replied"))
         .body(report)
         .write_to_vec()
-        .ok()?;
+        // Writing into a Vec cannot fail; an empty DSN would be refused downstream rather than
+        // panicking here.
+        .unwrap_or_default();
 
+    let body = if raw.is_ascii() {
+        Body::SevenBit
+    } else {
+        Body::EightBitMime
+    };
     let mut dsn = MailMsg {
-        sender: Some(Sender::default()),
+        sender: Some(Sender {
+            address: String::new(),
+            params: MailParams {
+                body,
+                smtputf8: !to.is_ascii(),
+                ..MailParams::default()
+            },
+        }),
+        recipients: vec![Recipient::new(to)],
+        content: Content::new(raw),
         ..MailMsg::default()
     };
-    dsn.recipients.push(Recipient::new(to));
-    dsn.content = Content::new(Bytes::from(built));
+    dsn.info.size = dsn.content.len() as u64;
     Some(dsn)
 }
 
-fn human_text(mta: &str, entries: &[&DsnEntry<'_>]) -> String {
-    let mut text = format!("This is the mail system at host {mta}.\r\n\r\n");
-    let failed: Vec<_> = entries
-        .iter()
-        .filter(|e| e.kind == DsnKind::Failure)
-        .collect();
-    let delayed: Vec<_> = entries
-        .iter()
-        .filter(|e| e.kind == DsnKind::Delay)
-        .collect();
-    let done: Vec<_> = entries
-        .iter()
-        .filter(|e| e.kind == DsnKind::Success)
-        .collect();
-    for (list, intro) in [
+/// The first part: what a person reads.
+fn human_readable(entries: &[&DsnEntry<'_>], host: &str) -> String {
+    let mut text = format!("This is the mail system at host {host}.\r\n");
+    for (kind, heading) in [
         (
-            &failed,
-            "Your message could not be delivered to the recipients below. It has been given up on.",
+            DsnKind::Failure,
+            "Your message could not be delivered to the following recipients:",
         ),
         (
-            &delayed,
-            "Your message has not yet been delivered to the recipients below. Delivery is still being tried; you need not send it again.",
+            DsnKind::Delay,
+            "Your message has not yet been delivered to the following recipients;\r\n\
+             the mail system will go on trying:",
         ),
-        (&done, "Your message was delivered to the recipients below."),
+        (
+            DsnKind::Success,
+            "Your message was delivered to the following recipients:",
+        ),
     ] {
-        if list.is_empty() {
+        let mut of_kind = entries.iter().filter(|e| e.kind == kind).peekable();
+        if of_kind.peek().is_none() {
             continue;
         }
-        text.push_str(intro);
-        text.push_str("\r\n\r\n");
-        for e in list {
-            text.push_str(&format!("<{}>", one_line(&e.recipient.address)));
-            if let Some(reason) = &e.diagnostic {
-                match &e.remote_mta {
-                    Some(host) => text.push_str(&format!(
-                        ": host {} said: {}",
-                        one_line(host),
-                        one_line(reason)
-                    )),
-                    None => text.push_str(&format!(": {}", one_line(reason))),
-                }
+        let _ = write!(text, "\r\n{heading}\r\n\r\n");
+        for entry in of_kind {
+            let _ = write!(text, "  <{}>", clean(&entry.recipient.address));
+            let reason = entry.diagnostic.as_deref().map(clean);
+            if let Some(reason) = reason.filter(|r| !r.is_empty()) {
+                let _ = write!(text, ": {reason}");
+            }
+            if let (DsnKind::Delay, Some(until)) = (entry.kind, entry.will_retry_until) {
+                let _ = write!(text, " (until {})", rfc5322(until));
             }
             text.push_str("\r\n");
         }
-        text.push_str("\r\n");
     }
     text
 }
 
-/// The `message/delivery-status` body: per-message fields, then a block per recipient.
+/// The second part: the machine-readable `message/delivery-status` (RFC 3464 §2.2, §2.3).
 fn delivery_status(
     original: &MailMsg,
-    mta: &str,
     entries: &[&DsnEntry<'_>],
+    host: &str,
     now: SystemTime,
 ) -> String {
-    let mut out = format!("Reporting-MTA: dns; {mta}\r\n");
+    let mut out = String::new();
+    field(&mut out, "Reporting-MTA", &format!("dns; {host}"));
     if let Some(envid) = original
         .sender
         .as_ref()
-        .and_then(|s| s.params.envid.as_ref())
+        .and_then(|s| s.params.envid.as_deref())
     {
-        out.push_str(&format!("Original-Envelope-Id: {}\r\n", one_line(envid)));
+        field(&mut out, "Original-Envelope-Id", &clean(envid));
     }
     if original.info.arrival_ms > 0 {
-        let arrival = (original.info.arrival_ms / 1000) as i64;
-        out.push_str(&format!(
-            "Arrival-Date: {}\r\n",
-            Date::new(arrival).to_rfc822()
-        ));
+        let arrival = UNIX_EPOCH + std::time::Duration::from_millis(original.info.arrival_ms);
+        field(&mut out, "Arrival-Date", &rfc5322(arrival));
     }
-    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    for e in entries {
+    for entry in entries {
         out.push_str("\r\n");
-        if let Some(orcpt) = &e.recipient.params.orcpt {
-            let (kind, address) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
-            out.push_str(&format!(
-                "Original-Recipient: {}; {}\r\n",
-                one_line(kind),
-                one_line(address)
-            ));
+        let recipient = entry.recipient;
+        if let Some(orcpt) = recipient.params.orcpt.as_deref() {
+            let orcpt = clean(orcpt);
+            // ORCPT is `addr-type;address`; one without a type is taken as an RFC 822 address.
+            let value = match orcpt.split_once(';') {
+                Some((kind, addr)) => format!("{}; {}", kind.trim(), addr.trim()),
+                None => format!("rfc822; {orcpt}"),
+            };
+            field(&mut out, "Original-Recipient", &value);
         }
-        out.push_str(&format!(
-            "Final-Recipient: rfc822; {}\r\n",
-            one_line(&e.recipient.address)
-        ));
-        out.push_str(&format!("Action: {}\r\n", e.kind.action()));
-        out.push_str(&format!("Status: {}\r\n", one_line(&e.status)));
-        if let Some(host) = &e.remote_mta {
-            out.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(host)));
+        let final_recipient = format!("rfc822; {}", clean(&recipient.address));
+        field(&mut out, "Final-Recipient", &final_recipient);
+        field(&mut out, "Action", entry.kind.action());
+        let status = if is_status(&entry.status) {
+            entry.status.clone()
+        } else {
+            enhanced_status(entry.kind, entry.diagnostic.as_deref())
+        };
+        field(&mut out, "Status", &status);
+        if let Some(mta) = entry.remote_mta.as_deref() {
+            field(&mut out, "Remote-MTA", &format!("dns; {}", clean(mta)));
         }
-        if let Some(reply) = &e.diagnostic {
-            out.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(reply)));
+        if let Some(diagnostic) = entry.diagnostic.as_deref().map(clean) {
+            field(&mut out, "Diagnostic-Code", &diagnostic_code(&diagnostic));
         }
-        out.push_str(&format!(
-            "Last-Attempt-Date: {}\r\n",
-            Date::new(now_secs).to_rfc822()
-        ));
-        if let Some(until) = e.will_retry_until {
-            let until = until.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-            out.push_str(&format!(
-                "Will-Retry-Until: {}\r\n",
-                Date::new(until).to_rfc822()
-            ));
+        field(&mut out, "Last-Attempt-Date", &rfc5322(now));
+        if let (DsnKind::Delay, Some(until)) = (entry.kind, entry.will_retry_until) {
+            field(&mut out, "Will-Retry-Until", &rfc5322(until));
         }
     }
     out
 }
 
-/// The original as the third part: the whole message (`message/rfc822`) unless RET=HDRS asked
-/// for the header section only (`text/rfc822-headers`), or the message is too large to return.
-fn returned_part(original: &MailMsg) -> MimePart<'static> {
-    let content = original.content.bytes();
-    let headers_only = original
-        .sender
-        .as_ref()
-        .is_some_and(|s| s.params.ret == Some(DsnRet::Headers))
-        || content.len() > MAX_RETURNED;
-    if headers_only {
-        let head = content[..original.content.body_offset().min(content.len())].to_vec();
-        let encoding = encoding_of(&head);
-        MimePart::new("text/rfc822-headers", head).transfer_encoding(encoding)
+/// `smtp; REPLY` for a remote's reply; a local reason (a DNS failure, an expiry) is not an SMTP
+/// reply and gets a type of its own (RFC 3464 §2.3.6 allows `X-` types).
+fn diagnostic_code(diagnostic: &str) -> String {
+    let is_reply = diagnostic.len() >= 3
+        && matches!(diagnostic.as_bytes()[0], b'2'..=b'5')
+        && diagnostic.as_bytes()[1..3].iter().all(u8::is_ascii_digit)
+        && diagnostic
+            .as_bytes()
+            .get(3)
+            .is_none_or(|&b| b == b' ' || b == b'-');
+    if is_reply {
+        format!("smtp; {diagnostic}")
     } else {
-        let encoding = encoding_of(content);
-        MimePart::new("message/rfc822", content.to_vec()).transfer_encoding(encoding)
+        format!("X-Postern; {diagnostic}")
     }
 }
 
-/// `7bit` for ASCII, else `8bit` (message/* parts may not be base64-encoded, RFC 2046 §5.2.1).
-fn encoding_of(bytes: &[u8]) -> &'static str {
-    if bytes.is_ascii() { "7bit" } else { "8bit" }
+/// The third part: the original message, or its header section.
+fn returned_part<'x>(original: &'x MailMsg, failed: bool) -> Option<MimePart<'x>> {
+    let raw = original.content.bytes();
+    if raw.is_empty() {
+        return None;
+    }
+    let ret = original.sender.as_ref().and_then(|s| s.params.ret);
+    // RFC 3461 §4.3: RET=FULL asks for the message in a *failed* DSN; delay and success reports
+    // carry the headers only. Too large a message, or one that cannot travel as a message/rfc822
+    // body (NULs, bare CR/LF, lines over 998 octets: BINARYMIME content), also falls back to
+    // the headers.
+    let full = failed
+        && ret != Some(DsnRet::Headers)
+        && raw.len() <= MAX_RETURNED_CONTENT
+        && is_line_clean(raw);
+    if full {
+        let encoding = if raw.is_ascii() { "7bit" } else { "8bit" };
+        return Some(MimePart::new("message/rfc822", &raw[..]).transfer_encoding(encoding));
+    }
+    let headers = &raw[..header_section_end(&original.content)];
+    // text/* lets mail-builder pick quoted-printable or base64 when the headers are not 7-bit.
+    Some(MimePart::new("text/rfc822-headers", headers))
 }
 
-/// Text that goes into a header-like line: CR, LF and other controls become spaces, so a reply
-/// or an address cannot add lines to the report.
-fn one_line(text: &str) -> String {
-    let clean: Cow<'_, str> = if text.chars().any(char::is_control) {
-        Cow::Owned(
-            text.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect(),
-        )
+/// The end of the header section, without the empty line that ends it.
+fn header_section_end(content: &Content) -> usize {
+    let at = content.body_offset();
+    if content.bytes()[..at].ends_with(b"\r\n\r\n") {
+        at - 2
+    } else if at == 2 && content.bytes().starts_with(b"\r\n") {
+        0
     } else {
-        Cow::Borrowed(text)
-    };
-    clean.trim().to_owned()
+        at
+    }
+}
+
+/// Whether `raw` is lines of at most 998 octets ended by CRLF, without NUL (RFC 5322 §2.3).
+fn is_line_clean(raw: &[u8]) -> bool {
+    let mut line = 0usize;
+    let mut prev = 0u8;
+    for &b in raw {
+        match b {
+            0 => return false,
+            b'\n' if prev != b'\r' => return false,
+            b'\n' => line = 0,
+            _ if prev == b'\r' => return false,
+            b'\r' => {}
+            _ => {
+                line += 1;
+                if line > 998 {
+                    return false;
+                }
+            }
+        }
+        prev = b;
+    }
+    prev != b'\r'
+}
+
+/// Appends `Name: value` folded at spaces, so that a long reply stays within line limits.
+fn field(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push(':');
+    let mut column = name.len() + 1;
+    for word in value.split(' ').filter(|w| !w.is_empty()) {
+        if column + 1 + word.len() > FOLD_AT && column > name.len() + 1 {
+            out.push_str("\r\n");
+            column = 0;
+        }
+        out.push(' ');
+        out.push_str(word);
+        column += 1 + word.len();
+    }
+    out.push_str("\r\n");
+}
+
+/// The text with every control character (CR and LF above all) turned into a space and runs of
+/// spaces collapsed, so that a reply or an address can never start a new field or line. A
+/// multi-line reply becomes one line.
+fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_FIELD_CHARS));
+    for c in text.chars() {
+        if out.len() >= MAX_FIELD_CHARS {
+            break;
+        }
+        let c = if c.is_control() { ' ' } else { c };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+fn unix_secs(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// An RFC 5322 date (in UTC).
+fn rfc5322(time: SystemTime) -> String {
+    Date::new(unix_secs(time)).to_rfc822()
+}
+
+/// A Message-ID unique to this DSN: the original's queue id when it has one, the time and a
+/// process-wide counter (two DSNs for one message in the same second differ by the counter).
+fn message_id(original: &MailMsg, host: &str, now: SystemTime) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let secs = unix_secs(now);
+    match original.id {
+        Some(id) => format!("dsn.{id}.{secs}.{n}@{host}"),
+        None => format!("dsn.{secs}.{n}@{host}"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use mail_parser::{MessageParser, MimeHeaders, PartType};
-    use postern_mailmsg::{MailParams, RcptParams};
-
     use super::*;
 
-    fn original(ret: Option<DsnRet>, envid: Option<&str>) -> MailMsg {
-        MailMsg {
-            sender: Some(Sender {
-                address: "alice@example.org".into(),
-                params: MailParams {
-                    ret,
-                    envid: envid.map(str::to_owned),
-                    ..MailParams::default()
-                },
-            }),
-            content: Content::new(Bytes::from_static(
-                b"Subject: hello\r\nMessage-ID: <m1@example.org>\r\n\r\nthe body\r\n",
-            )),
-            ..MailMsg::default()
-        }
-    }
-
-    fn rcpt(address: &str, notify: DsnNotify, orcpt: Option<&str>) -> Recipient {
-        Recipient {
-            params: RcptParams {
-                notify,
-                orcpt: orcpt.map(str::to_owned),
-            },
-            ..Recipient::new(address)
-        }
-    }
-
-    fn entry<'a>(r: &'a Recipient, kind: DsnKind, diagnostic: Option<&str>) -> DsnEntry<'a> {
-        DsnEntry {
-            recipient: r,
-            kind,
-            status: match kind {
-                DsnKind::Failure => "5.1.1",
-                DsnKind::Delay => "4.4.1",
-                DsnKind::Success => "2.0.0",
-            }
-            .into(),
-            diagnostic: diagnostic.map(str::to_owned),
-            remote_mta: Some("mx.remote.test".into()),
-            will_retry_until: (kind == DsnKind::Delay).then(SystemTime::now),
-        }
-    }
-
-    fn text(dsn: &MailMsg) -> String {
-        String::from_utf8_lossy(dsn.content.bytes()).into_owned()
-    }
-
     #[test]
-    fn a_failure_dsn_is_a_multipart_report_with_the_remote_reply() {
-        let bob = rcpt(
-            "bob@remote.test",
-            DsnNotify::default(),
-            Some("rfc822;Bob@Remote.test"),
-        );
-        let msg = original(None, Some("env-42"));
-        let dsn = build_dsn(
-            &msg,
-            &[entry(
-                &bob,
-                DsnKind::Failure,
-                Some("550 5.1.1 <bob@remote.test>: no such user"),
-            )],
-            "mx.test",
-            SystemTime::now(),
-        )
-        .expect("a DSN");
-        assert_eq!(dsn.sender_address(), "");
-        assert_eq!(dsn.recipients[0].address, "alice@example.org");
-        let raw = text(&dsn);
-        let parsed = MessageParser::default()
-            .parse(dsn.content.bytes())
-            .expect("parses");
-        let ct = parsed.content_type().expect("content type");
-        assert_eq!(ct.ctype(), "multipart");
-        assert_eq!(ct.subtype(), Some("report"));
-        assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
-        assert_eq!(
-            parsed.from().unwrap().first().unwrap().address(),
-            Some("MAILER-DAEMON@mx.test")
-        );
-        assert!(raw.contains("Auto-Submitted: auto-replied"), "{raw}");
-        for want in [
-            "Reporting-MTA: dns; mx.test",
-            "Original-Envelope-Id: env-42",
-            "Original-Recipient: rfc822; Bob@Remote.test",
-            "Final-Recipient: rfc822; bob@remote.test",
-            "Action: failed",
-            "Status: 5.1.1",
-            "Remote-MTA: dns; mx.remote.test",
-            "Diagnostic-Code: smtp; 550 5.1.1 <bob@remote.test>: no such user",
-        ] {
-            assert!(raw.contains(want), "missing {want:?}:\n{raw}");
-        }
-        // The whole original comes back as message/rfc822.
-        let returned = parsed.parts.iter().find(|p| {
-            p.content_type()
-                .is_some_and(|c| c.ctype() == "message" && c.subtype() == Some("rfc822"))
-        });
-        let returned = returned.expect("message/rfc822 part");
-        assert!(
-            matches!(returned.body, PartType::Message(_)),
-            "{:?}",
-            returned.body
-        );
-        assert!(raw.contains("the body"), "{raw}");
-    }
-
-    #[test]
-    fn ret_hdrs_returns_the_header_section_only() {
-        let bob = rcpt("bob@remote.test", DsnNotify::default(), None);
-        let msg = original(Some(DsnRet::Headers), None);
-        let dsn = build_dsn(
-            &msg,
-            &[entry(&bob, DsnKind::Failure, None)],
-            "mx.test",
-            SystemTime::now(),
-        )
-        .expect("a DSN");
-        let raw = text(&dsn);
-        assert!(raw.contains("text/rfc822-headers"), "{raw}");
-        assert!(raw.contains("Subject: hello"), "{raw}");
-        assert!(!raw.contains("the body"), "{raw}");
-    }
-
-    #[test]
-    fn notify_decides_who_is_reported() {
-        let never = DsnNotify {
-            never: true,
-            ..DsnNotify::default()
-        };
-        let success = DsnNotify {
-            success: true,
-            ..DsnNotify::default()
-        };
+    fn enhanced_status_comes_from_the_reply_when_it_has_one() {
         let cases = [
             (
-                "default: failures",
-                DsnNotify::default(),
+                "code in reply",
                 DsnKind::Failure,
-                true,
+                Some("550 5.1.1 <x@y>: unknown"),
+                "5.1.1",
             ),
             (
-                "default: delays",
-                DsnNotify::default(),
-                DsnKind::Delay,
-                true,
+                "multiline separator",
+                DsnKind::Failure,
+                Some("550-5.7.1 no"),
+                "5.7.1",
             ),
             (
-                "default: no successes",
-                DsnNotify::default(),
-                DsnKind::Success,
-                false,
+                "no code: reply class",
+                DsnKind::Failure,
+                Some("451 try later"),
+                "4.0.0",
             ),
-            ("never", never, DsnKind::Failure, false),
-            ("success only: no failure", success, DsnKind::Failure, false),
-            ("success only: success", success, DsnKind::Success, true),
+            (
+                "class mismatch ignored",
+                DsnKind::Failure,
+                Some("550 4.1.1 odd"),
+                "5.0.0",
+            ),
+            (
+                "local reason",
+                DsnKind::Failure,
+                Some("host not found"),
+                "5.0.0",
+            ),
+            ("no reply, delay", DsnKind::Delay, None, "4.0.0"),
+            ("no reply, success", DsnKind::Success, None, "2.0.0"),
         ];
-        for (name, notify, kind, want) in cases {
-            assert_eq!(wants_dsn(&notify, kind), want, "{name}");
+        for (name, kind, reply, want) in cases {
+            assert_eq!(enhanced_status(kind, reply), want, "{name}");
         }
-        let bob = rcpt("bob@remote.test", never, None);
-        let msg = original(None, None);
-        assert!(
-            build_dsn(
-                &msg,
-                &[entry(&bob, DsnKind::Failure, None)],
-                "mx.test",
-                SystemTime::now()
-            )
-            .is_none()
-        );
     }
 
     #[test]
-    fn never_a_dsn_to_the_null_sender() {
-        let bob = rcpt("bob@remote.test", DsnNotify::default(), None);
-        let mut msg = original(None, None);
-        msg.sender = Some(Sender::default());
-        assert!(
-            build_dsn(
-                &msg,
-                &[entry(&bob, DsnKind::Failure, None)],
-                "mx.test",
-                SystemTime::now()
-            )
-            .is_none()
-        );
+    fn clean_folds_control_characters_into_single_spaces() {
+        assert_eq!(clean("550 a\r\nBcc: evil\r\n"), "550 a Bcc: evil");
+        assert_eq!(clean("a\0\tb"), "a b");
     }
 
     #[test]
-    fn failed_and_delayed_recipients_share_one_dsn() {
-        let bob = rcpt("bob@remote.test", DsnNotify::default(), None);
-        let carol = rcpt("carol@remote.test", DsnNotify::default(), None);
-        let msg = original(None, None);
-        let dsn = build_dsn(
-            &msg,
-            &[
-                entry(&bob, DsnKind::Failure, Some("550 5.1.1 no")),
-                entry(&carol, DsnKind::Delay, None),
-            ],
-            "mx.test",
-            SystemTime::now(),
-        )
-        .expect("a DSN");
-        let raw = text(&dsn);
-        assert!(
-            raw.contains("Action: failed") && raw.contains("Action: delayed"),
-            "{raw}"
-        );
-        assert!(raw.contains("Will-Retry-Until:"), "{raw}");
+    fn long_fields_are_folded_below_the_line_limit() {
+        let mut out = String::new();
+        field(&mut out, "Diagnostic-Code", &"word ".repeat(100));
+        assert!(out.lines().all(|l| l.len() <= FOLD_AT), "{out}");
+        assert!(out.lines().skip(1).all(|l| l.starts_with(' ')));
     }
 
     #[test]
-    fn a_reply_with_line_breaks_cannot_add_fields() {
-        let bob = rcpt("bob@remote.test", DsnNotify::default(), None);
-        let msg = original(None, None);
-        let dsn = build_dsn(
-            &msg,
-            &[entry(
-                &bob,
-                DsnKind::Failure,
-                Some("550 no\r\nAction: delivered"),
-            )],
-            "mx.test",
-            SystemTime::now(),
-        )
-        .expect("a DSN");
-        let raw = text(&dsn);
-        assert!(!raw.contains("\r\nAction: delivered"), "{raw}");
-        assert!(
-            raw.contains("Diagnostic-Code: smtp; 550 no  Action: delivered"),
-            "{raw}"
-        );
+    fn line_clean_means_crlf_lines_of_at_most_998_octets() {
+        assert!(is_line_clean(b"a\r\nb\r\n"));
+        assert!(!is_line_clean(b"a\nb\r\n"));
+        assert!(!is_line_clean(b"a\rb\r\n"));
+        assert!(!is_line_clean(b"a\0\r\n"));
+        assert!(!is_line_clean(&[b'x'; 999]));
     }
 }

@@ -94,9 +94,8 @@ impl Transport {
         ids: Arc<QueueIdGenerator>,
     ) -> Result<Arc<Self>, StartError> {
         let data_dir = config.data_dir.clone();
-        let tracklog =
-            tracklog::TrackLog::open(&data_dir.join("log"), TRACK_LOG_MAX_BYTES, TRACK_LOG_KEEP)
-                .map_err(StartError::TrackLog)?;
+        let tracklog = tracklog::TrackLog::open(&data_dir, TRACK_LOG_MAX_BYTES, TRACK_LOG_KEEP)
+            .map_err(StartError::TrackLog)?;
         let maildir = Arc::new(Maildir::new(data_dir.join("maildir"), &config.hostname));
         let outbound = Arc::new(Outbound::new(config.clone(), host.clone())?);
         let (schedule_tx, schedule_rx) = mpsc::unbounded_channel();
@@ -175,6 +174,8 @@ impl Transport {
         // what they delivered is marked done and not delivered again at the next start.
         let grace = self.config.limits.shutdown_grace;
         let _ = tokio::time::timeout(grace, self.permits.acquire_many(CONCURRENCY as u32)).await;
+        // What the passes tracked is in the file before the process exits.
+        self.tracklog.flush().await;
     }
 
     /// Runs a queued message again at `at_ms` (now if in the past).

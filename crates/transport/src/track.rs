@@ -5,7 +5,7 @@
 //! properties `track.state`, `track.reply` and `track.next_attempt`.
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postern_mailmsg::{MailMsg, RecipientStatus, now_ms};
 use postern_sink_api::{Context, Event, Outcome};
@@ -26,8 +26,7 @@ pub(crate) const BINDING: &str = "postern.binding";
 
 /// A Unix time in ms as RFC 3339 UTC with milliseconds.
 pub(crate) fn rfc3339(ms: u64) -> String {
-    let time = UNIX_EPOCH + Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(time).to_string()
+    crate::tracklog::rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// The default sink of `track`: one line in the track log.
@@ -49,16 +48,9 @@ impl Transport {
         state: &str,
         next_attempt: Option<u64>,
     ) {
-        let record = TrackRecord {
-            time: rfc3339(now_ms()),
-            queue_id: id_of(msg),
-            state: state.to_owned(),
-            recipient: None,
-            next_hop: None,
-            reply: None,
-            next_attempt: next_attempt.map(rfc3339),
-            binding: msg.properties.get_str(BINDING).map(str::to_owned),
-        };
+        let mut record = TrackRecord::new(id_of(msg), state, SystemTime::now());
+        record.next_attempt = next_attempt.map(rfc3339);
+        record.binding = msg.properties.get_str(BINDING).map(str::to_owned);
         self.raise(snapshot, msg, None, &record).await;
     }
 
