@@ -174,8 +174,9 @@ pub(crate) fn show(b: &Binding, json: bool) -> Result<()> {
 
 /// Prints the event names.
 pub(crate) fn events() {
+    let width = Event::NAMES.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, original) in Event::NAMES {
-        println!("{name:<18} {original}");
+        println!("{name:<width$} {original}");
     }
 }
 

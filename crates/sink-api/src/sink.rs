@@ -92,11 +92,18 @@ pub struct SinkSpec {
     pub event: Event,
     /// The binding's properties.
     pub properties: Properties,
+    /// What the binding's sink names after its kind: the built-in or native sink's name, the
+    /// script's path (`script:PATH`), the milter's address (`milter:ADDRESS`), the hook's URL
+    /// (`http:URL`, or the `http://…` / `https://…` URL itself).
+    pub target: String,
 }
 
-/// Makes sinks of one kind (`builtin:reply`, `rust:my-filter`, …).
+/// Makes sinks of one kind (`builtin:reply`, `rust:my-filter`, …), or of a whole kind whose
+/// target varies by binding (`script:PATH`, `milter:ADDRESS`, `http:URL`: one factory each, which
+/// reads [`SinkSpec::target`]).
 pub trait SinkFactory: Send + Sync {
-    /// The name after the `builtin:` or `rust:` prefix.
+    /// The name after the `builtin:` or `rust:` prefix (for a factory of a whole kind: the
+    /// kind, `script`, `milter` or `http`).
     fn name(&self) -> &'static str;
 
     /// One line saying what the sink does, for `postern binding sinks`.

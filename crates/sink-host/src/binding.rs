@@ -86,6 +86,17 @@ pub enum SinkRef {
 }
 
 impl SinkRef {
+    /// The part after the kind: a sink's name, a script's path, a milter's address, a URL.
+    pub fn target(&self) -> &str {
+        match self {
+            Self::Builtin(t)
+            | Self::Rust(t)
+            | Self::Script(t)
+            | Self::Milter(t)
+            | Self::Http(t) => t,
+        }
+    }
+
     /// Parses `kind:target`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (kind, target) = text.split_once(':').ok_or_else(|| {

@@ -12,6 +12,8 @@ use crate::binding::SinkRef;
 pub struct Catalog {
     builtin: HashMap<&'static str, Arc<dyn SinkFactory>>,
     rust: HashMap<&'static str, Arc<dyn SinkFactory>>,
+    /// One factory per kind whose target varies by binding: `script`, `milter`, `http`.
+    kinds: HashMap<&'static str, Arc<dyn SinkFactory>>,
 }
 
 impl Catalog {
@@ -32,15 +34,29 @@ impl Catalog {
         self
     }
 
+    /// Adds the factory of a whole kind of sink: `script`, `milter` or `http` (its
+    /// [`SinkFactory::name`]). It makes each binding's sink from [`SinkSpec::target`].
+    ///
+    /// [`SinkSpec::target`]: postern_sink_api::SinkSpec::target
+    pub fn add_kind(&mut self, factory: Arc<dyn SinkFactory>) -> &mut Self {
+        self.kinds.insert(factory.name(), factory);
+        self
+    }
+
     /// The factory a binding's sink names.
     pub fn factory(&self, sink: &SinkRef) -> Result<Arc<dyn SinkFactory>, String> {
         let (map, name, kind) = match sink {
             SinkRef::Builtin(n) => (&self.builtin, n, "builtin"),
             SinkRef::Rust(n) => (&self.rust, n, "rust"),
             SinkRef::Script(_) | SinkRef::Milter(_) | SinkRef::Http(_) => {
-                return Err(format!(
-                    "sink {sink}: this kind of sink is not available in this build yet"
-                ));
+                let kind = match sink {
+                    SinkRef::Script(_) => "script",
+                    SinkRef::Milter(_) => "milter",
+                    _ => "http",
+                };
+                return self.kinds.get(kind).cloned().ok_or_else(|| {
+                    format!("sink {sink}: this kind of sink is not available in this build yet")
+                });
             }
         };
         map.get(name.as_str()).cloned().ok_or_else(|| {

@@ -282,6 +282,7 @@ fn compile_one(
         binding_name: binding.name.clone(),
         event: binding.event.clone(),
         properties: binding.properties.clone(),
+        target: binding.sink.target().to_owned(),
     };
     // Making one instance proves the properties are good even when the binding makes a
     // fresh one per event.
