@@ -8,257 +8,22 @@ unless the cell says the connection is reused (smtp-source -d). Every cell is ru
 the servers taking turns in a rotating order with the disk flushed and settled before each
 measurement, and the median is reported, with the CPU time per message of each server read
 from /proc.
+
+`--relay` and `--deferred N` run the scenarios of bench/relay.py and bench/deferred.py instead;
+bench/servers.py has what they share.
 """
 
 import argparse
 import os
-import re
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-POSTERN = os.path.join(ROOT, "target", "release", "postern")
-WORK = os.path.join(ROOT, "target", "bench")  # on the real disk, not a tmpfs
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_of(pids, children_of=None):
-    """CPU seconds of the processes, plus the reaped children of `children_of`."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-        if pid == children_of:
-            total += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return total / TICK
-
-
-def session_pids(sid):
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # session id
-            pids.append(int(entry))
-    return pids
-
-
-def wait_port(port, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(512).startswith(b"220"):
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing answers on port {port}")
-
-
-class Postfix:
-    name = "Postfix"
-
-    def __init__(self):
-        self.dir = os.path.join(WORK, "postfix")
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        self.port = free_port()
-        main = f"""
-compatibility_level = 3.6
-queue_directory = {self.dir}/spool
-data_directory = {self.dir}/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-meta_directory = /etc/postfix
-shlib_directory = /usr/lib/postfix
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = bench.postfix.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_recipient_restrictions = permit_mynetworks, reject
-default_transport = discard
-relay_transport = discard
-local_transport = discard
-default_process_limit = 300
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
-in_flow_delay = 0s
-smtpd_peername_lookup = no
-disable_dns_lookups = yes
-smtp_dns_support_level = disabled
-alias_maps =
-alias_database =
-local_recipient_maps =
-message_size_limit = 104857600
-biff = no
-"""
-        master = f"""
-127.0.0.1:{self.port} inet n - n - - smtpd
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-"""
-        open(os.path.join(self.dir, "main.cf"), "w").write(main)
-        open(os.path.join(self.dir, "master.cf"), "w").write(master)
-
-    def start(self):
-        for sub in ("spool", "data"):
-            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
-        shutil.chown(os.path.join(self.dir, "data"), user="postfix")
-        # postfix reports its errors on a terminal only: `script` gives it one.
-        subprocess.run(["script", "-qec", f"postfix -c {self.dir} start", "/dev/null"],
-                       check=True, stdout=sys.stderr)
-        wait_port(self.port)
-        pid = int(open(os.path.join(self.dir, "spool", "pid", "master.pid")).read().split()[0])
-        self.master = pid
-        self.sid = os.getsid(pid)
-
-    def cpu(self):
-        return cpu_of(session_pids(self.sid), children_of=self.master)
-
-    def stop(self):
-        subprocess.run(["script", "-qec", f"postfix -c {self.dir} stop", "/dev/null"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def rss_kib(self):
-        return None
-
-
-class Postern:
-    name = "Postern"
-
-    def __init__(self, bindings=0):
-        self.dir = os.path.join(WORK, f"postern-{bindings}")
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        self.port = free_port()
-        self.data = os.path.join(self.dir, "data")
-        self.config = os.path.join(self.dir, "postern.toml")
-        open(self.config, "w").write(f"""
-hostname = "bench.postern.test"
-data_dir = "{self.data}"
-[[listener]]
-address = "127.0.0.1:{self.port}"
-[[domain]]
-name = "localhost"
-users = "*"
-[limits]
-max_message_size = "100M"
-max_connections = 20000
-max_connections_per_ip = 20000
-[log]
-level = "warn"
-""")
-        def bind(*args):
-            subprocess.run([POSTERN, "binding", "add", "--config", self.config, *args],
-                           check=True, stdout=subprocess.DEVNULL)
-        # The equivalent of Postfix's discard transport: durable, then dropped.
-        bind("--event", "submission", "--sink", "builtin:set-fate", "--prop", "fate=abort",
-             "--priority", "lowest", "--name", "discard")
-        # The 10-binding mix of the performance issue: reply, add-header and log sinks whose
-        # rules do not match, and two that do.
-        mix = [
-            ("inbound:MAIL", "builtin:reply", "MAIL FROM=*@spam.example", ["code=550"]),
-            ("inbound:RCPT", "builtin:reply", "RCPT TO=*@blocked.example", ["code=550"]),
-            ("inbound:EHLO", "builtin:reply", "EHLO=*.bad.example", ["code=554"]),
-            ("inbound:DATA", "builtin:reply", "!REMOTE=127.0.0.0/8", ["code=554"]),
-            ("end-of-data", "builtin:add-header", "SIZE>50M", ["name=X-Big", "value=yes"]),
-            ("submission", "builtin:add-header", "MAIL FROM=*@nowhere.example", ["name=X-A", "value=a"]),
-            ("inbound:MAIL", "builtin:log", "MAIL FROM=*@debug.example", []),
-            ("inbound:RCPT", "builtin:log", "RCPT TO=*@debug.example", []),
-            ("end-of-data", "builtin:add-header", "", ["name=X-Scanned", "value=${queue_id}"]),
-            ("inbound:RCPT", "builtin:log", "RCPT TO=*@localhost", ["label=match"]),
-        ][:bindings]
-        for i, (event, sink, rule, props) in enumerate(mix):
-            args = ["--event", event, "--sink", sink, "--name", f"mix{i}", "--rule", rule]
-            for p in props:
-                args += ["--prop", p]
-            bind(*args)
-
-    def start(self):
-        log = open(os.path.join(self.dir, "server.log"), "w")
-        self.proc = subprocess.Popen([POSTERN, "serve", "--config", self.config],
-                                     stdout=subprocess.DEVNULL, stderr=log,
-                                     preexec_fn=raise_nofile)
-        wait_port(self.port)
-
-    def cpu(self):
-        return cpu_of([self.proc.pid])
-
-    def rss_kib(self):
-        for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return None
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-
-
-def raise_nofile():
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 65536)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def smtp_source(port, sessions, size, messages, reuse):
-    args = ["smtp-source", "-s", str(sessions), "-l", str(size), "-m", str(messages),
-            "-f", "bench@example.org", "-t", "sink@localhost", "-M", "client.bench"]
-    if reuse:
-        args.append("-d")
-    args.append(f"127.0.0.1:{port}")
-    start = time.perf_counter()
-    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          preexec_fn=raise_nofile)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"smtp-source failed: {done.stderr.decode()[-500:]}")
-    return elapsed
-
-
-def quiesce():
-    """Lets the disk settle: the writeback one server leaves behind (Postfix's deleted queue
-    files, say) must not be charged to the next one measured."""
-    os.sync()
-    time.sleep(0.5)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import deferred  # noqa: E402
+import relay  # noqa: E402
+from servers import WORK, Postern, Postfix, quiesce, smtp_source  # noqa: E402
 
 
 def measure_cell(servers, sessions, size, messages, reuse, runs):
@@ -289,18 +54,31 @@ def main():
     ap.add_argument("--only", choices=["postern", "postfix"])
     ap.add_argument("--bindings", type=int, default=0, help="also run Postern with N bindings (0-10)")
     ap.add_argument("--idle", type=int, default=0, help="hold N idle connections and measure memory")
+    ap.add_argument("--relay", action="store_true",
+                    help="instead: both servers relay to one smtp-sink (bench/relay.py)")
+    ap.add_argument("--deferred", type=int, default=0, metavar="N",
+                    help="instead: N messages deferred, memory and restart (bench/deferred.py)")
     args = ap.parse_args()
     runs = 1 if args.quick else args.runs
     scale = 0.2 if args.quick else 1.0
     os.makedirs(WORK, exist_ok=True)
+    if args.relay:
+        relay.run(runs, scale, args.only)
+    if args.deferred:
+        deferred.run(max(1000, int(args.deferred * (0.1 if args.quick else 1))))
+    if not (args.relay or args.deferred):
+        accept_and_discard(args, runs, scale)
 
+
+def accept_and_discard(args, runs, scale):
+    """The servers accept and discard: the cells of the performance issue."""
     servers = []
     if args.only != "postern":
         servers.append(Postfix())
     if args.only != "postfix":
-        servers.append(Postern(0))
+        servers.append(Postern("postern-0"))
         if args.bindings:
-            extra = Postern(args.bindings)
+            extra = Postern(f"postern-{args.bindings}", bindings=args.bindings)
             extra.name = f"Postern+{args.bindings}b"
             servers.append(extra)
     for s in servers:

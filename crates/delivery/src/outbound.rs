@@ -11,10 +11,11 @@ use postern_sink_api::{Change, Context, Event, OutboundStep, Outcome, Peer, Repl
 use postern_sink_host::{DefaultSink, Host, Snapshot, TransportVerdict};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
 use crate::dns::{DnsError, Resolver};
-use crate::pool::{Leased, Pool};
+use crate::pool::{Leased, Pool, Slot};
 use crate::smtp::conn::{Connection, Timeouts};
 use crate::smtp::stream::TlsClients;
 use crate::smtp::transaction::{self, Events, RcptOutcome, reply_text};
@@ -259,15 +260,23 @@ impl Outbound {
     ) -> Attempt {
         // A pooled connection may have been closed by the remote meanwhile; only a fresh one
         // that fails counts as this address failing.
-        let mut pooled = self.pool.take_idle(address);
         loop {
-            let reused = pooled.is_some();
-            let mut leased = match pooled.take() {
-                Some(leased) => leased,
-                None => match self.open(snapshot, base, name, address, policy).await {
-                    Ok(leased) => leased,
-                    Err(outcome) => return Attempt::NextHost(outcome),
-                },
+            let (mut leased, reused) = match self.pool.acquire(address).await {
+                Some(Slot::Idle(leased)) => (*leased, true),
+                Some(Slot::New(permit)) => {
+                    match self
+                        .open(snapshot, base, name, address, policy, permit)
+                        .await
+                    {
+                        Ok(leased) => (leased, false),
+                        Err(outcome) => return Attempt::NextHost(outcome),
+                    }
+                }
+                None => {
+                    return Attempt::NextHost(RcptOutcome::Deferred(
+                        "451 4.3.0 delivery is shutting down".into(),
+                    ));
+                }
             };
             let events = Events {
                 snapshot,
@@ -337,12 +346,8 @@ impl Outbound {
         name: &str,
         address: SocketAddr,
         policy: &Policy,
+        permit: OwnedSemaphorePermit,
     ) -> Result<Leased, RcptOutcome> {
-        let Some(permit) = self.pool.permit(address).await else {
-            return Err(RcptOutcome::Deferred(
-                "451 4.3.0 delivery is shutting down".into(),
-            ));
-        };
         let deferred = |e: &dyn std::fmt::Display| {
             RcptOutcome::Deferred(format!("451 4.4.1 {name}[{}]: {e}", address.ip()))
         };

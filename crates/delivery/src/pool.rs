@@ -1,6 +1,10 @@
 //! Open connections per remote address: at most `connections_per_host` at once (the delivery
 //! queue of a host is the line of tasks waiting for one), and an idle connection kept for
 //! `idle_connection_time` so the next message to the same host reuses it.
+//!
+//! An idle connection keeps its permit, so a delivery waits for whichever comes first: a permit
+//! or a connection put back idle. Waiting for a permit alone would wait out the idle time while
+//! the connections it could reuse sit unused.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::smtp::conn::Connection;
 
@@ -18,10 +22,24 @@ pub(crate) struct Leased {
     pub(crate) permit: OwnedSemaphorePermit,
 }
 
+/// What a delivery gets from the pool.
+pub(crate) enum Slot {
+    /// A connection that was idle, already past its greeting and EHLO.
+    Idle(Box<Leased>),
+    /// The right to open a new connection.
+    New(OwnedSemaphorePermit),
+}
+
 struct Idle {
     id: u64,
     conn: Connection,
     permit: OwnedSemaphorePermit,
+}
+
+/// The limit of one address, and the signal that a connection to it was put back idle.
+struct Limit {
+    open: Arc<Semaphore>,
+    idled: Notify,
 }
 
 /// The pool.
@@ -29,7 +47,7 @@ pub(crate) struct Pool {
     per_host: usize,
     idle_time: Duration,
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
-    limits: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
+    limits: Mutex<HashMap<SocketAddr, Arc<Limit>>>,
     /// Addresses whose TLS handshake failed, and when: opportunistic TLS then goes in clear
     /// text to them for an hour rather than failing every attempt the same way.
     no_tls: Mutex<HashMap<SocketAddr, Instant>>,
@@ -52,7 +70,7 @@ impl Pool {
     }
 
     /// An idle connection to `address`, if one is waiting.
-    pub(crate) fn take_idle(&self, address: SocketAddr) -> Option<Leased> {
+    fn take_idle(&self, address: SocketAddr) -> Option<Leased> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(&address)?;
         let found = list.pop();
@@ -65,17 +83,34 @@ impl Pool {
         })
     }
 
-    /// Waits for the right to open a connection to `address` (`None` only if the pool were
-    /// shut, which it never is while deliveries run).
-    pub(crate) async fn permit(&self, address: SocketAddr) -> Option<OwnedSemaphorePermit> {
-        let semaphore = {
-            let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
-            limits
-                .entry(address)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
-                .clone()
-        };
-        semaphore.acquire_owned().await.ok()
+    /// An idle connection to `address`, or else the right to open one, whichever is free first
+    /// (`None` only if the pool were shut, which it never is while deliveries run).
+    pub(crate) async fn acquire(&self, address: SocketAddr) -> Option<Slot> {
+        let limit = self.limit(address);
+        loop {
+            if let Some(leased) = self.take_idle(address) {
+                return Some(Slot::Idle(Box::new(leased)));
+            }
+            // A connection put back between `take_idle` and here leaves a stored notification,
+            // so it is not missed; another delivery may take it first, then this one waits on.
+            tokio::select! {
+                permit = limit.open.clone().acquire_owned() => return permit.ok().map(Slot::New),
+                () = limit.idled.notified() => {}
+            }
+        }
+    }
+
+    fn limit(&self, address: SocketAddr) -> Arc<Limit> {
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        limits
+            .entry(address)
+            .or_insert_with(|| {
+                Arc::new(Limit {
+                    open: Arc::new(Semaphore::new(self.per_host)),
+                    idled: Notify::new(),
+                })
+            })
+            .clone()
     }
 
     /// Whether idle connections are kept at all.
@@ -99,6 +134,7 @@ impl Pool {
                 permit: leased.permit,
             });
         }
+        self.limit(address).idled.notify_one();
         let pool = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(pool.idle_time).await;
@@ -139,5 +175,60 @@ impl Pool {
     pub(crate) fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::conn::Timeouts;
+
+    fn connection() -> Connection {
+        Connection::new(Box::new(tokio::io::duplex(64).0), Timeouts::default())
+    }
+
+    /// Regression: with every permit of a host held, a delivery waited for a permit alone, so a
+    /// connection put back idle sat unused until its idle time ran out (5 s at the default) and
+    /// relaying to one smarthost crawled.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_delivery_takes_a_connection_put_back_idle_at_once() {
+        let pool = Pool::new(1, Duration::from_secs(5));
+        let address: SocketAddr = "127.0.0.1:25".parse().unwrap();
+        let Some(Slot::New(permit)) = pool.acquire(address).await else {
+            panic!("the first delivery opens a connection");
+        };
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire(address).await }
+        });
+        tokio::task::yield_now().await;
+        let start = tokio::time::Instant::now();
+        let leased = Leased {
+            conn: connection(),
+            permit,
+        };
+        pool.put_idle(address, leased, |_conn| async {});
+        let slot = waiting.await.unwrap();
+        assert!(matches!(slot, Some(Slot::Idle(_))));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permit_comes_back_when_an_idle_connection_expires() {
+        let pool = Pool::new(1, Duration::from_secs(5));
+        let address: SocketAddr = "127.0.0.1:25".parse().unwrap();
+        let Some(Slot::New(permit)) = pool.acquire(address).await else {
+            panic!("the first delivery opens a connection");
+        };
+        let leased = Leased {
+            conn: connection(),
+            permit,
+        };
+        pool.put_idle(address, leased, |_conn| async {});
+        assert_eq!(pool.idle_count(), 1);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(pool.idle_count(), 0);
+        assert!(matches!(pool.acquire(address).await, Some(Slot::New(_))));
     }
 }
