@@ -70,14 +70,10 @@ impl Transport {
                         }
                         r.status = RecipientStatus::Delivered;
                     }
-                    RcptOutcome::Deferred(reason) => {
-                        r.properties.set(REPLY, reason.as_str());
-                        r.status = RecipientStatus::Deferred { reason };
-                    }
-                    RcptOutcome::Failed(reason) => {
-                        r.properties.set(REPLY, reason.as_str());
-                        r.status = RecipientStatus::Failed { reason };
-                    }
+                    // The reason of a deferral or a failure is in the status itself; only a
+                    // delivery's reply needs a place of its own.
+                    RcptOutcome::Deferred(reason) => r.status = RecipientStatus::Deferred { reason },
+                    RcptOutcome::Failed(reason) => r.status = RecipientStatus::Failed { reason },
                 }
             }
             for i in list {

@@ -108,7 +108,11 @@ impl Transport {
                   next_hop = r.next_hop.as_deref().unwrap_or(""), state,
                   reply = reason.unwrap_or(""), "recipient");
             self.raise(snapshot, msg, Some(i), &record).await;
-            msg.recipients[i].properties.set(TRACKED, state);
+            // Only a final state needs remembering (a deferral is tracked at every attempt); a
+            // deferred recipient so carries no extra property in the queue.
+            if state != "deferred" {
+                msg.recipients[i].properties.set(TRACKED, state);
+            }
         }
     }
 
