@@ -63,7 +63,9 @@ impl Transport {
             }
         }
         if msg.properties.get(crate::finish::ATTEMPTS).is_none() {
-            self.track_message(&snapshot, &msg, "received", None).await;
+            // The first pass: the message was received (at its arrival time) and is now queued.
+            self.track_received(&snapshot, &msg).await;
+            self.track_message(&snapshot, &msg, "queued", None).await;
         }
         let mut ctx = Context::new(Event::Submission, self.host.server_props.clone());
         ctx.message = Arc::new(msg);

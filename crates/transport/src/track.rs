@@ -54,6 +54,17 @@ impl Transport {
         self.raise(snapshot, msg, None, &record).await;
     }
 
+    /// Tracks the message's arrival (`received`, at its arrival time, with the sender).
+    pub(crate) async fn track_received(&self, snapshot: &Snapshot, msg: &MailMsg) {
+        let arrival = match msg.info.arrival_ms {
+            0 => SystemTime::now(),
+            ms => UNIX_EPOCH + Duration::from_millis(ms),
+        };
+        let mut record = TrackRecord::new(id_of(msg), "received", arrival);
+        record.reply = Some(format!("from <{}>", msg.sender_address()));
+        self.raise(snapshot, msg, None, &record).await;
+    }
+
     /// Tracks the next hop chosen for each recipient (`routed`).
     pub(crate) async fn track_routed(&self, snapshot: &Snapshot, msg: &MailMsg) {
         for (i, r) in msg.recipients.iter().enumerate() {
