@@ -50,6 +50,29 @@ fn has_state(log: &[Value], recipient: &str, state: &str) -> bool {
     states(log, recipient).iter().any(|s| s == state)
 }
 
+/// The first track record of `recipient` in `state`.
+fn record<'a>(log: &'a [Value], recipient: &str, state: &str) -> &'a Value {
+    log.iter()
+        .find(|r| r["recipient"] == recipient && r["state"] == state)
+        .unwrap_or_else(|| panic!("no {state} record of {recipient}: {log:?}"))
+}
+
+/// A fresh folder whose registry holds one binding (`postern binding add ARGS`).
+fn folder_with_binding(args: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    bind(dir.path(), args);
+    dir
+}
+
+/// alice@localhost sends a short message to `to`; the server must accept it.
+fn send_from_alice(server: &Postern, to: &[&str]) {
+    let reply = server
+        .client()
+        .send_message("alice@localhost", to, "Subject: test\r\n\r\nx\r\n");
+    assert_eq!(reply.code, 250, "{reply:?}");
+}
+
 #[test]
 fn relays_to_the_mx_of_the_domain_and_tracks_the_reply() {
     let dns = dns();
@@ -83,10 +106,7 @@ fn relays_to_the_mx_of_the_domain_and_tracks_the_reply() {
         has_state(log, "bob@remote.test", "delivered")
             && has_state(log, "carol@plain.test", "delivered")
     });
-    let bob = log
-        .iter()
-        .find(|r| r["recipient"] == "bob@remote.test" && r["state"] == "delivered")
-        .unwrap();
+    let bob = record(&log, "bob@remote.test", "delivered");
     assert_eq!(bob["next_hop"], "mx:remote.test");
     assert!(
         bob["reply"]
@@ -127,12 +147,7 @@ fn a_temporary_failure_is_retried_until_delivered() {
     let mx = Mx::start("127.0.0.2", r#"{"data_fail_first": "451 4.3.0 not now"}"#);
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &dns, mx.port, "");
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["bob@remote.test"],
-        "Subject: retry\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["bob@remote.test"]);
     mx.wait_for(1);
     let log = wait_track(
         &dir.path().join("data"),
@@ -146,10 +161,7 @@ fn a_temporary_failure_is_retried_until_delivered() {
         .expect("deferred first");
     let delivered = bob.iter().position(|s| s == "delivered").unwrap();
     assert!(deferred < delivered, "{bob:?}");
-    let reason = log
-        .iter()
-        .find(|r| r["recipient"] == "bob@remote.test" && r["state"] == "deferred")
-        .unwrap();
+    let reason = record(&log, "bob@remote.test", "deferred");
     assert!(
         reason["reply"]
             .as_str()
@@ -214,12 +226,7 @@ fn a_null_mx_fails_at_once_with_556() {
     let dns = dns();
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &dns, free_port(), "");
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["x@nullmx.test"],
-        "Subject: n\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["x@nullmx.test"]);
     let dsn = &server.wait_for_mail("localhost", "alice", 1)[0];
     assert!(dsn.contains("Status: 5.1.10"), "{dsn}");
     assert!(dsn.contains("556 5.1.10"), "{dsn}");
@@ -237,12 +244,7 @@ fn a_dead_host_is_retried_then_expires_with_a_dsn() {
         free_port(),
         "max_age = \"3s\"\ndelay_warning = \"0\"",
     );
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["x@dead.test"],
-        "Subject: d\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["x@dead.test"]);
     let dsn = &server.wait_for_mail("localhost", "alice", 1)[0];
     assert!(dsn.contains("Action: failed"), "{dsn}");
     assert!(dsn.contains("x@dead.test"), "{dsn}");
@@ -250,10 +252,7 @@ fn a_dead_host_is_retried_then_expires_with_a_dsn() {
     let x = states(&log, "x@dead.test");
     assert!(x.iter().filter(|s| *s == "deferred").count() >= 2, "{x:?}");
     assert_eq!(x.last().map(String::as_str), Some("expired"), "{x:?}");
-    let deferred = log
-        .iter()
-        .find(|r| r["recipient"] == "x@dead.test" && r["state"] == "deferred")
-        .unwrap();
+    let deferred = record(&log, "x@dead.test", "deferred");
     assert!(
         deferred["reply"].as_str().unwrap().contains("127.0.0.3"),
         "the reason names the host: {deferred}"
@@ -270,12 +269,7 @@ fn a_delay_dsn_is_sent_once_after_delay_warning() {
         free_port(),
         "delay_warning = \"1s\"\nmax_age = \"1h\"",
     );
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["x@dead.test"],
-        "Subject: d\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["x@dead.test"]);
     let dsn = &server.wait_for_mail("localhost", "alice", 1)[0];
     assert!(dsn.contains("Action: delayed"), "{dsn}");
     assert!(dsn.contains("Will-Retry-Until:"), "{dsn}");
@@ -339,28 +333,18 @@ fn notify_never_and_the_null_sender_get_no_dsn() {
 fn an_outbound_sink_adds_a_command_after_mail_from() {
     let dns = dns();
     let mx = Mx::start("127.0.0.2", "{}");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    bind(
-        dir.path(),
-        &[
-            "--name",
-            "noop-after-mail",
-            "--event",
-            "outbound:message-start",
-            "--sink",
-            "builtin:command",
-            "--prop",
-            "append=NOOP from-a-sink",
-        ],
-    );
+    let dir = folder_with_binding(&[
+        "--name",
+        "noop-after-mail",
+        "--event",
+        "outbound:message-start",
+        "--sink",
+        "builtin:command",
+        "--prop",
+        "append=NOOP from-a-sink",
+    ]);
     let server = start(dir.path(), &dns, mx.port, "");
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["bob@remote.test"],
-        "Subject: s\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["bob@remote.test"]);
     mx.wait_for(1);
     let commands = mx.commands();
     let lines: Vec<&str> = commands.lines().collect();
@@ -375,32 +359,22 @@ fn a_response_sink_turns_a_permanent_failure_into_a_retry() {
         "127.0.0.2",
         r#"{"rcpt": {"nobody@remote.test": "550 5.1.1 no"}}"#,
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    bind(
-        dir.path(),
-        &[
-            "--name",
-            "soften",
-            "--event",
-            "response",
-            "--sink",
-            "builtin:reply",
-            "--prop",
-            "code=451",
-            "--prop",
-            "text=later",
-            "--rule",
-            "REPLY=5*",
-        ],
-    );
+    let dir = folder_with_binding(&[
+        "--name",
+        "soften",
+        "--event",
+        "response",
+        "--sink",
+        "builtin:reply",
+        "--prop",
+        "code=451",
+        "--prop",
+        "text=later",
+        "--rule",
+        "REPLY=5*",
+    ]);
     let server = start(dir.path(), &dns, mx.port, "");
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["nobody@remote.test"],
-        "Subject: s\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["nobody@remote.test"]);
     let data = dir.path().join("data");
     let log = wait_track(&data, "two deferrals", |log| {
         states(log, "nobody@remote.test")
@@ -410,10 +384,7 @@ fn a_response_sink_turns_a_permanent_failure_into_a_retry() {
             >= 2
     });
     assert!(!has_state(&log, "nobody@remote.test", "bounced"), "{log:?}");
-    let deferred = log
-        .iter()
-        .find(|r| r["recipient"] == "nobody@remote.test" && r["state"] == "deferred")
-        .unwrap();
+    let deferred = record(&log, "nobody@remote.test", "deferred");
     assert!(
         deferred["reply"].as_str().unwrap().starts_with("451"),
         "{deferred}"
@@ -428,33 +399,23 @@ fn a_response_sink_turns_a_permanent_failure_into_a_retry() {
 fn a_dns_resolve_sink_supplies_the_host() {
     let dns = dns();
     let mx = Mx::start("127.0.0.2", "{}");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
     // nowhere.test does not exist in DNS: only the sink knows where its mail goes.
-    bind(
-        dir.path(),
-        &[
-            "--name",
-            "static-host",
-            "--priority",
-            "high",
-            "--event",
-            "dns-resolve",
-            "--sink",
-            "builtin:hosts",
-            "--prop",
-            &format!("hosts=127.0.0.2:{}", mx.port),
-            "--rule",
-            "RCPT TO=*@nowhere.test",
-        ],
-    );
+    let dir = folder_with_binding(&[
+        "--name",
+        "static-host",
+        "--priority",
+        "high",
+        "--event",
+        "dns-resolve",
+        "--sink",
+        "builtin:hosts",
+        "--prop",
+        &format!("hosts=127.0.0.2:{}", mx.port),
+        "--rule",
+        "RCPT TO=*@nowhere.test",
+    ]);
     let server = start(dir.path(), &dns, free_port(), "");
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["x@nowhere.test"],
-        "Subject: s\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["x@nowhere.test"]);
     let got = mx.wait_for(1);
     assert_eq!(got[0].0["to"][0], "x@nowhere.test");
 }
@@ -480,12 +441,7 @@ fn a_remote_that_sends_garbage_is_a_deferral_with_a_reason() {
     });
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &dns, port, "");
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["bob@remote.test"],
-        "Subject: s\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["bob@remote.test"]);
     let log = wait_track(&dir.path().join("data"), "two deferrals", |log| {
         states(log, "bob@remote.test")
             .iter()
@@ -542,12 +498,7 @@ fn starttls_is_used_when_the_next_hop_offers_it() {
     let mx = Mx::start_with_tls("127.0.0.2", "{}", Some((&cert, &key)));
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &dns, mx.port, "");
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["bob@remote.test"],
-        "Subject: s\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["bob@remote.test"]);
     mx.wait_for(1);
     // Opportunistic: the self-signed certificate is not checked, the session is encrypted.
     let commands = mx.commands();
@@ -569,12 +520,7 @@ fn required_tls_verifies_the_certificate_against_the_routes_ca_file() {
         ca.display().to_string()
     );
     let server = Postern::start_in(dir.path(), Some(&tls_config(&dns, mx.port, &policy)));
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["bob@secure.test"],
-        "Subject: s\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["bob@secure.test"]);
     mx.wait_for(1);
     assert!(mx.commands().lines().any(|l| l == "EHLO mx.test tls"));
 }
@@ -605,10 +551,7 @@ fn required_tls_defers_rather_than_send_in_clear_text() {
         let log = wait_track(&dir.path().join("data"), "a deferral", |log| {
             has_state(log, "bob@secure.test", "deferred")
         });
-        let deferred = log
-            .iter()
-            .find(|r| r["recipient"] == "bob@secure.test" && r["state"] == "deferred")
-            .unwrap();
+        let deferred = record(&log, "bob@secure.test", "deferred");
         let reason = deferred["reply"].as_str().unwrap();
         assert!(
             reason.contains("4.7.5") && reason.contains(want),
@@ -621,36 +564,26 @@ fn required_tls_defers_rather_than_send_in_clear_text() {
 #[test]
 fn a_local_delivery_that_keeps_failing_expires_with_a_dsn() {
     let dns = dns();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
     // bob's mailbox cannot be written: every store of his fails temporarily.
-    bind(
-        dir.path(),
-        &[
-            "--name",
-            "broken-store",
-            "--event",
-            "store",
-            "--sink",
-            "builtin:fault",
-            "--prop",
-            "mode=error",
-            "--rule",
-            "RCPT TO=bob@localhost",
-        ],
-    );
+    let dir = folder_with_binding(&[
+        "--name",
+        "broken-store",
+        "--event",
+        "store",
+        "--sink",
+        "builtin:fault",
+        "--prop",
+        "mode=error",
+        "--rule",
+        "RCPT TO=bob@localhost",
+    ]);
     let server = start(
         dir.path(),
         &dns,
         free_port(),
         "max_age = \"3s\"\ndelay_warning = \"0\"",
     );
-    let reply = server.client().send_message(
-        "alice@localhost",
-        &["bob@localhost"],
-        "Subject: l\r\n\r\nx\r\n",
-    );
-    assert_eq!(reply.code, 250);
+    send_from_alice(&server, &["bob@localhost"]);
     let dsn = &server.wait_for_mail("localhost", "alice", 1)[0];
     assert!(
         dsn.contains("Final-Recipient: rfc822; bob@localhost"),
@@ -664,9 +597,6 @@ fn a_local_delivery_that_keeps_failing_expires_with_a_dsn() {
         "{bob:?}"
     );
     assert_eq!(bob.last().map(String::as_str), Some("expired"), "{bob:?}");
-    let deferred = log
-        .iter()
-        .find(|r| r["recipient"] == "bob@localhost" && r["state"] == "deferred")
-        .unwrap();
+    let deferred = record(&log, "bob@localhost", "deferred");
     assert_eq!(deferred["binding"], "broken-store", "{deferred}");
 }
