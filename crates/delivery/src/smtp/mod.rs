@@ -1,7 +1,8 @@
 //! The outbound SMTP client: a connection ([`conn`]), bounded reply reading ([`reply`]), the
-//! stream and its TLS settings ([`stream`]), and one message's transaction with its events
-//! ([`transaction`]).
+//! stream and its TLS settings ([`stream`]), one message's transaction with its events
+//! ([`transaction`]) and the command lines it sends (`commands`).
 
+mod commands;
 pub mod conn;
 pub mod reply;
 pub mod stream;

@@ -1,24 +1,23 @@
 //! Delivery to one remote next hop: the `dns-resolve` event for its hosts, then the hosts in
 //! order, each address in turn, until one takes the transaction; a connection from the pool when
-//! one is idle, otherwise a new session (greeting, EHLO, STARTTLS).
+//! one is idle, otherwise a new session (greeting, EHLO, STARTTLS; in `open`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use postern_config::{Config, RouteTls};
 use postern_mailmsg::MailMsg;
-use postern_sink_api::{Change, Context, Event, OutboundStep, Outcome, Peer, Reply, Verdict};
+use postern_sink_api::{Change, Context, Event, OutboundStep, Outcome, Peer, Verdict};
 use postern_sink_host::{DefaultSink, Host, Snapshot, TransportVerdict};
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
+
+mod open;
 
 use crate::dns::{DnsError, Resolver};
 use crate::pool::{Leased, Pool, Slot};
 use crate::smtp::conn::{Connection, Timeouts};
 use crate::smtp::stream::TlsClients;
-use crate::smtp::transaction::{self, Events, RcptOutcome, reply_text};
+use crate::smtp::transaction::{self, Events, RcptOutcome};
 
 /// What a delivery to one next hop did.
 #[derive(Debug, Clone, Default)]
@@ -338,131 +337,6 @@ impl Outbound {
         ctx
     }
 
-    /// A new session: TCP, greeting, EHLO, STARTTLS and EHLO again.
-    async fn open(
-        &self,
-        snapshot: &Snapshot,
-        base: &Context,
-        name: &str,
-        address: SocketAddr,
-        policy: &Policy,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<Leased, RcptOutcome> {
-        let deferred = |e: &dyn std::fmt::Display| {
-            RcptOutcome::Deferred(format!("451 4.4.1 {name}[{}]: {e}", address.ip()))
-        };
-        let tcp = tokio::time::timeout(self.timeouts.connect, TcpStream::connect(address))
-            .await
-            .map_err(|_| deferred(&"connection timed out"))?
-            .map_err(|e| deferred(&e))?;
-        let _ = tcp.set_nodelay(true);
-        let mut conn = Connection::new(Box::new(tcp), self.timeouts);
-        let events = Events {
-            snapshot,
-            base: self.peer_context(base, name, address, &conn),
-        };
-        let greeting = conn.greeting().await.map_err(|e| deferred(&e))?;
-        let greeting = events.response(None, greeting, None).await;
-        if greeting.code != 220 {
-            return Err(refusal(&greeting, name, address));
-        }
-        self.hello(&mut conn, &events, name, address).await?;
-        let want_tls =
-            policy.required || (conn.extensions.starttls() && !self.pool.skip_tls(address));
-        if want_tls {
-            if !conn.extensions.starttls() {
-                return Err(RcptOutcome::Deferred(format!(
-                    "451 4.7.5 TLS is required for {name}[{}], which does not offer STARTTLS",
-                    address.ip()
-                )));
-            }
-            let reply = conn
-                .command("STARTTLS", conn.timeouts.command)
-                .await
-                .map_err(|e| deferred(&e))?;
-            let reply = events.response(Some("STARTTLS"), reply, None).await;
-            if reply.code != 220 || conn.has_unread() {
-                if policy.required {
-                    return Err(RcptOutcome::Deferred(format!(
-                        "451 4.7.5 STARTTLS refused by {name}[{}]: {}",
-                        address.ip(),
-                        reply_text(&reply)
-                    )));
-                }
-                self.pool.tls_failed(address);
-                return Err(deferred(
-                    &"STARTTLS refused; the next attempt goes in clear text",
-                ));
-            }
-            let config = if policy.required {
-                self.tls
-                    .verified(policy.ca_file.as_deref())
-                    .map_err(|e| RcptOutcome::Deferred(format!("451 4.7.5 {e}")))?
-            } else {
-                self.tls.opportunistic()
-            };
-            let server_name = ServerName::try_from(name.to_owned())
-                .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
-            if let Err(e) = conn.start_tls(config, server_name).await {
-                if !policy.required {
-                    // RFC 7435: opportunistic TLS falls back to clear text; the next attempt
-                    // to this address skips STARTTLS.
-                    self.pool.tls_failed(address);
-                }
-                return Err(RcptOutcome::Deferred(format!(
-                    "451 4.7.5 {name}[{}]: {e}",
-                    address.ip()
-                )));
-            }
-            let events = Events {
-                snapshot,
-                base: self.peer_context(base, name, address, &conn),
-            };
-            self.hello(&mut conn, &events, name, address).await?;
-        }
-        info!(%address, host = name, tls = conn.tls, "connected");
-        Ok(Leased { conn, permit })
-    }
-
-    /// EHLO through `outbound:session-start`, with the HELO fallback.
-    async fn hello(
-        &self,
-        conn: &mut Connection,
-        events: &Events<'_>,
-        name: &str,
-        address: SocketAddr,
-    ) -> Result<(), RcptOutcome> {
-        let deferred = |e: &dyn std::fmt::Display| {
-            RcptOutcome::Deferred(format!("451 4.4.1 {name}[{}]: {e}", address.ip()))
-        };
-        let line = format!("EHLO {}", self.config.hostname);
-        let reply = match events
-            .session_command(OutboundStep::SessionStart, line)
-            .await
-        {
-            Ok((line, extra)) => {
-                let reply = conn
-                    .hello(&line, &self.config.hostname)
-                    .await
-                    .map_err(|e| deferred(&e))?;
-                let reply = events.response(Some(&line), reply, None).await;
-                for line in extra {
-                    let extra_reply = conn
-                        .command(&line, conn.timeouts.command)
-                        .await
-                        .map_err(|e| deferred(&e))?;
-                    events.response(Some(&line), extra_reply, None).await;
-                }
-                reply
-            }
-            Err(reply) => reply,
-        };
-        if reply.code / 100 != 2 {
-            return Err(refusal(&reply, name, address));
-        }
-        Ok(())
-    }
-
     /// After a transaction: keep the connection for the next message, or end the session.
     async fn release(
         &self,
@@ -492,16 +366,6 @@ async fn close(snapshot: &Snapshot, base: Context, conn: Connection) {
     {
         Ok((line, _extra)) => conn.quit(&line).await,
         Err(_) => drop(conn),
-    }
-}
-
-/// A refusal at the greeting or EHLO: permanent for a 5xx, else temporary.
-fn refusal(reply: &Reply, name: &str, address: SocketAddr) -> RcptOutcome {
-    let text = format!("{} (from {name}[{}])", reply_text(reply), address.ip());
-    if reply.code / 100 == 5 {
-        RcptOutcome::Failed(text)
-    } else {
-        RcptOutcome::Deferred(text)
     }
 }
 
