@@ -204,6 +204,27 @@ fn binding_add_refuses_a_script_with_a_syntax_error_naming_file_line_and_column(
 }
 
 #[test]
+fn a_registry_naming_a_script_broken_since_is_refused_when_it_loads() {
+    let dir = workdir();
+    let d = dir.path();
+    let path = write_script(d, "later.rhai", "fn on_event(ctx) { next() }");
+    bind(
+        d,
+        &["--event", "inbound:MAIL", "--sink", "script:later.rhai"],
+    );
+    write_script(d, "later.rhai", "fn on_event(ctx) {\n  next(\n}\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
+        .arg("check-config")
+        .arg("--data-dir")
+        .arg(d.join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:3:1", path.display())), "{err}");
+}
+
+#[test]
 fn an_edit_is_picked_up_at_the_next_event_and_a_broken_edit_keeps_the_last_good_version() {
     let dir = workdir();
     let d = dir.path();

@@ -2,12 +2,12 @@
 //!
 //! Rhai has no file, process or network functions of its own; this build leaves out modules
 //! (`no_module`: no `import`, no resolver that could read files) and `eval` is disabled, so a
-//! script can only compute and call the functions of [`crate::api`]. The limits stop a script that
+//! script can only compute and call the functions of `ctx`, `changes` and `verdict`. The limits stop a script that
 //! runs away: it gets an error, the sink fails, and the binding's `on_error` applies.
 
 use rhai::{Engine, OptimizationLevel};
 
-use crate::api;
+use crate::{changes, ctx, verdict};
 
 /// Operations one call may perform (each expression, statement and loop turn counts). About
 /// a tenth of a second of work in a release build: enough for a list of thousands of
@@ -46,6 +46,8 @@ pub(crate) fn sandbox() -> Engine {
     engine.on_debug(|text, source, pos| {
         tracing::debug!(target: "postern::script", source = source.unwrap_or(""), %pos, "{text}");
     });
-    api::register(&mut engine);
+    ctx::register(&mut engine);
+    changes::register(&mut engine);
+    verdict::register(&mut engine);
     engine
 }

@@ -33,9 +33,10 @@ mod engine;
 mod error;
 mod script;
 mod sink;
+mod verdict;
+
 #[cfg(test)]
 mod tests;
-mod verdict;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -106,14 +107,18 @@ impl Factory {
         }
     }
 
-    /// The script at `path`, loaded or refreshed; an error refuses the binding.
+    /// The script at `path`. The first load of a path must succeed, or the binding is refused
+    /// (`postern binding add`, `postern check` and a starting server each load afresh); a path
+    /// already loaded is refreshed like at an event, keeping its last good version, so that a
+    /// binding made afresh per event (`cache = false`) or a registry reload behaves as a cached
+    /// sink does.
     fn script(&self, path: PathBuf) -> Result<Arc<Script>, ScriptError> {
         let mut scripts = match self.scripts.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
         if let Some(script) = scripts.get(&path) {
-            script.refresh(&self.engine)?;
+            script.current(&self.engine);
             return Ok(script.clone());
         }
         let script = Arc::new(Script::load(&self.engine, path.clone())?);
@@ -145,14 +150,5 @@ impl SinkFactory for Factory {
             script,
             props: Arc::new(ctx::properties_to_map(&spec.properties)),
         })))
-    }
-}
-
-/// Registers the engine's API on `engine`; used by [`engine::sandbox`].
-mod api {
-    pub(crate) fn register(engine: &mut rhai::Engine) {
-        crate::ctx::register(engine);
-        crate::changes::register(engine);
-        crate::verdict::register(engine);
     }
 }

@@ -46,8 +46,6 @@ pub(crate) fn compile(engine: &Engine, path: &Path) -> Result<AST, ScriptError> 
 struct State {
     /// The version in force.
     ast: Arc<AST>,
-    /// The stamp of the version in force.
-    good: Option<Stamp>,
     /// The stamp of the file last seen: a version that failed to load is not retried (nor
     /// logged again) until the file changes once more.
     seen: Option<Stamp>,
@@ -67,7 +65,6 @@ impl Script {
         Ok(Self {
             state: Mutex::new(State {
                 ast: Arc::new(ast),
-                good: before,
                 seen: before,
             }),
             path,
@@ -94,7 +91,6 @@ impl Script {
             Ok(ast) => {
                 tracing::info!(script = %self.path.display(), "script reloaded");
                 state.ast = Arc::new(ast);
-                state.good = now;
             }
             Err(e) => {
                 tracing::warn!(
@@ -104,23 +100,5 @@ impl Script {
             }
         }
         state.ast.clone()
-    }
-
-    /// Refreshes the script when the registry (re)loads: unlike at an event, a version that
-    /// does not compile is an error, so that the binding is refused.
-    pub(crate) fn refresh(&self, engine: &Engine) -> Result<(), ScriptError> {
-        let now = stamp(&self.path);
-        let mut state = match self.state.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if now.is_some() && now == state.good {
-            return Ok(());
-        }
-        let ast = compile(engine, &self.path)?;
-        state.ast = Arc::new(ast);
-        state.good = now;
-        state.seen = now;
-        Ok(())
     }
 }

@@ -36,17 +36,24 @@ impl Fixture {
 
     fn create(&self, name: &str, props: Properties) -> Result<Instance, SinkError> {
         self.factory.create(&SinkSpec {
-            binding_id: "b1".into(),
-            binding_name: "test".into(),
-            event: Event::EndOfData,
             properties: props,
-            target: name.into(),
+            ..spec(name)
         })
     }
 
     fn run(&self, source: &str, ctx: &Context) -> Result<Outcome, SinkError> {
         self.write("s.rhai", source);
         call(&self.create("s.rhai", Properties::new())?, ctx)
+    }
+}
+
+fn spec(target: &str) -> SinkSpec {
+    SinkSpec {
+        binding_id: "b1".into(),
+        binding_name: "test".into(),
+        event: Event::EndOfData,
+        properties: Properties::new(),
+        target: target.into(),
     }
 }
 
@@ -344,11 +351,74 @@ fn an_edit_is_picked_up_and_a_broken_edit_keeps_the_last_good_version() {
         call(&sink, &ctx).unwrap().verdict,
         Verdict::Reject(Some("two".into()))
     );
-    // The registry loading again refuses the broken version.
-    assert!(f.create("e.rhai", Properties::new()).is_err());
+    // A binding made afresh (per event, or at a registry reload) keeps the last good version
+    // too; a fresh factory, as `postern binding add` and a starting server use, refuses it.
+    let again = f.create("e.rhai", Properties::new()).unwrap();
+    assert_eq!(
+        call(&again, &ctx).unwrap().verdict,
+        Verdict::Reject(Some("two".into()))
+    );
+    let fresh = Factory::with_base(f.dir.path());
+    assert!(fresh.create(&spec("e.rhai")).is_err());
     f.write("e.rhai", "fn on_event(ctx) { reject(\"four\") }");
     assert_eq!(
         call(&sink, &ctx).unwrap().verdict,
         Verdict::Reject(Some("four".into()))
     );
+}
+
+/// The cost of one call of the example scripts, with the context clone, the `stat` that looks
+/// for an edit and the conversion of the outcome: `cargo test --release -p postern-script --
+/// --ignored --nocapture per_call`.
+#[test]
+#[ignore = "a timing, meaningful only in a release build"]
+fn per_call_cost_of_the_examples() {
+    let f = Fixture::new();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sinks");
+    let mut mail = Context::new(Event::parse("inbound:MAIL").unwrap(), PropertyBag::new());
+    mail.command = Command::parse("MAIL FROM:<friend@example.org>").map(Arc::new);
+    mail.session = Some(session());
+    let mut props = Properties::new();
+    props.set(
+        "deny",
+        "spammer@example.com,@junk.example,@a.example,@b.example",
+    );
+    for (name, ctx, props) in [
+        ("sender-access.rhai", mail, props),
+        (
+            "tag-header.rhai",
+            message_ctx(Event::EndOfData),
+            Properties::new(),
+        ),
+        (
+            "rewrite-recipient.rhai",
+            {
+                let mut c = message_ctx(Event::Categorize);
+                c.recipient = Some(0);
+                c
+            },
+            {
+                let mut p = Properties::new();
+                p.set("aliases", "sales:bob,info:alice,b:carol");
+                p
+            },
+        ),
+    ] {
+        let sink = f
+            .factory
+            .create(&SinkSpec {
+                properties: props,
+                ..spec(examples.join(name).to_str().unwrap())
+            })
+            .unwrap();
+        const N: u32 = 20_000;
+        for _ in 0..100 {
+            call(&sink, &ctx).unwrap();
+        }
+        let start = std::time::Instant::now();
+        for _ in 0..N {
+            call(&sink, &ctx).unwrap();
+        }
+        println!("{name}: {:?} per call", start.elapsed() / N);
+    }
 }
