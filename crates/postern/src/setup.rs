@@ -30,6 +30,8 @@ pub(crate) fn config(
     config
         .apply_overrides(&overrides)
         .map_err(|why| format!("--hostname: {why}"))?;
+    // Relative `script:PATH` bindings are taken from the data folder.
+    postern_script::set_data_dir(&config.data_dir);
     Ok(config)
 }
 
@@ -99,5 +101,6 @@ pub(crate) fn catalog() -> Catalog {
     for factory in postern_sinks::all() {
         catalog.add_builtin(factory);
     }
+    catalog.add_kind(std::sync::Arc::new(postern_script::Factory::new()));
     catalog
 }
