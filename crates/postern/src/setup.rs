@@ -99,5 +99,6 @@ pub(crate) fn catalog() -> Catalog {
     for factory in postern_sinks::all() {
         catalog.add_builtin(factory);
     }
+    catalog.add_kind(std::sync::Arc::new(postern_http_sink::Factory::new()));
     catalog
 }
