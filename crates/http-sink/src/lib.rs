@@ -9,6 +9,7 @@
 //! - `client`: the pooled HTTP client, TLS by rustls with the ring provider.
 //! - `sink`: one binding's hook: POST, status check, bounded read of the answer.
 //! - [`Error`]: why a call or a binding failed.
+//! - `schema_tests`: the JSON Schema of the docs checked against the examples and the structs.
 //!
 //! # Design
 //! The hook is an ordinary async sink, so the dispatcher's timeout, `on_error`, shadow mode and
@@ -16,7 +17,8 @@
 //! other than 2xx or with anything but a valid answer makes the call fail, and `on_error`
 //! decides. Every binding without a CA file of its own shares one client and so one pool of
 //! kept-alive connections. The wire format is documented in `docs/sinks/http.md` and
-//! `docs/sinks/http.schema.json`; a test reads the examples of that page.
+//! `docs/sinks/http.schema.json`; tests check the page's examples against the structs and the
+//! schema, and the requests this crate builds against the schema.
 
 #![warn(missing_docs)]
 
@@ -24,6 +26,8 @@ mod answer;
 mod client;
 mod error;
 mod request;
+#[cfg(test)]
+mod schema_tests;
 mod sink;
 mod wire;
 
