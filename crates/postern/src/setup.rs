@@ -102,5 +102,6 @@ pub(crate) fn catalog() -> Catalog {
         catalog.add_builtin(factory);
     }
     catalog.add_kind(std::sync::Arc::new(postern_script::Factory::new()));
+    catalog.add_kind(std::sync::Arc::new(postern_http_sink::Factory::new()));
     catalog
 }
