@@ -99,5 +99,6 @@ pub(crate) fn catalog() -> Catalog {
     for factory in postern_sinks::all() {
         catalog.add_builtin(factory);
     }
+    catalog.add_kind(postern_milter::factory());
     catalog
 }
