@@ -1,9 +1,12 @@
 //! Milter addresses as Sendmail and Postfix write them, and connecting to one.
 
 use std::fmt;
+use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::MilterError;
@@ -18,8 +21,64 @@ pub(crate) enum Address {
 }
 
 /// A connected stream, TCP or Unix.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Asks the kernel to acknowledge the next segments at once. libmilter writes each
+    /// modification and the final answer as separate small writes; with Nagle's algorithm on
+    /// the milter's side, the final answer waits for the ACK of the modification, which Linux
+    /// delays by up to 40 ms — per message. Quick ACKs remove that stall (measured: OpenDKIM
+    /// signing went from ~54 ms to a few ms a message). The mode is not sticky, so it is set
+    /// before every read; failure only costs the delay.
+    pub(crate) fn quick_ack(&self) {
+        if let Self::Tcp(s) = self {
+            let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
 
 impl Address {
     /// Parses the text after `milter:`.
@@ -52,16 +111,16 @@ impl Address {
     }
 
     /// Opens a connection.
-    pub(crate) async fn connect(&self) -> Result<Box<dyn Stream>, MilterError> {
+    pub(crate) async fn connect(&self) -> Result<Stream, MilterError> {
         Ok(match self {
             Self::Inet { host, port } => {
                 let stream = TcpStream::connect((host.as_str(), *port)).await?;
                 // Frames are small and answered one by one: Nagle's delay would cost ~40 ms
                 // per round trip.
                 stream.set_nodelay(true)?;
-                Box::new(stream)
+                Stream::Tcp(stream)
             }
-            Self::Unix(path) => Box::new(UnixStream::connect(path).await?),
+            Self::Unix(path) => Stream::Unix(UnixStream::connect(path).await?),
         })
     }
 }

@@ -91,7 +91,7 @@ impl Negotiated {
 
 /// An open, negotiated connection.
 pub(crate) struct Connection {
-    io: BufStream<Box<dyn Stream>>,
+    io: BufStream<Stream>,
     pub(crate) neg: Negotiated,
 }
 
@@ -105,6 +105,7 @@ impl Connection {
         offer.extend_from_slice(&step::ALL.to_be_bytes());
         wire::write_frame(&mut io, cmd::OPTNEG, &offer).await?;
         io.flush().await?;
+        io.get_ref().quick_ack();
         let frame = wire::read_frame(&mut io).await?;
         if frame.code != cmd::OPTNEG {
             return Err(MilterError::Protocol(format!(
@@ -175,6 +176,7 @@ impl Connection {
     /// Reads one frame.
     pub(crate) async fn read(&mut self) -> Result<wire::Frame, MilterError> {
         self.io.flush().await?;
+        self.io.get_ref().quick_ack();
         wire::read_frame(&mut self.io).await
     }
 

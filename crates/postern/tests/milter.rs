@@ -52,6 +52,23 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Waits until the Unix-domain socket at `path` accepts connections.
+    fn wait_for_socket(&mut self, path: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::os::unix::net::UnixStream::connect(path).is_err() {
+            let exited = self.child.try_wait().expect("try_wait");
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "daemon not listening on {} ({exited:?}):\n{}",
+                path.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let pid = self.child.id().to_string();
@@ -312,14 +329,16 @@ fn clamav_milter_tags_clean_mail_and_rejects_a_message_with_a_local_signature() 
         assert!(Instant::now() < deadline, "clamd never answered PONG");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let port = free_port();
+    // This one listens on a Unix-domain socket.
+    let socket = d.join("clamav-milter.sock");
     let conf = d.join("clamav-milter.conf");
     std::fs::write(
         &conf,
         format!(
-            "MilterSocket inet:{port}@127.0.0.1\nClamdSocket tcp:127.0.0.1:{clamd_port}\n\
+            "MilterSocket unix:{}\nClamdSocket tcp:127.0.0.1:{clamd_port}\n\
              Foreground yes\nOnInfected Reject\nAddHeader Replace\nLogInfected Basic\n\
              LogFile {}\n",
+            socket.display(),
             d.join("clamav-milter.log").display()
         ),
     )
@@ -329,14 +348,14 @@ fn clamav_milter_tags_clean_mail_and_rejects_a_message_with_a_local_signature() 
         &["-c", conf.to_str().unwrap()],
         d.join("clamav-milter.out"),
     );
-    milter.wait_listening(port);
+    milter.wait_for_socket(&socket);
     bind(
         d,
         &[
             "--event",
             "end-of-data",
             "--sink",
-            &format!("milter:inet:{port}@127.0.0.1"),
+            &format!("milter:unix:{}", socket.display()),
             "--name",
             "antivirus",
         ],
