@@ -50,21 +50,21 @@ pub enum Change {
     AddHeader {
         /// Field name.
         name: String,
-        /// Field value (one line).
+        /// Field value: one line, or lines folded with CRLF + space or tab.
         value: String,
     },
     /// Insert a header field at the top of the header section.
     PrependHeader {
         /// Field name.
         name: String,
-        /// Field value (one line).
+        /// Field value: one line, or lines folded with CRLF + space or tab.
         value: String,
     },
     /// Replace every field of this name by one.
     SetHeader {
         /// Field name.
         name: String,
-        /// Field value (one line).
+        /// Field value: one line, or lines folded with CRLF + space or tab.
         value: String,
     },
     /// Remove every field of this name.
