@@ -10,8 +10,9 @@ pub enum HeaderError {
     /// The name is empty or has characters outside printable US-ASCII, or a colon.
     #[error("invalid header name {0:?}")]
     InvalidName(String),
-    /// The value has a bare CR or LF or a NUL, which would break the header section.
-    #[error("invalid value for header {0:?}: CR, LF and NUL are not allowed")]
+    /// The value has a NUL, or a CR or LF that is not a fold (CRLF followed by a space or tab
+    /// and more text), which would break the header section.
+    #[error("invalid value for header {0:?}: NUL, and CR or LF outside a fold, are not allowed")]
     InvalidValue(String),
 }
 
@@ -162,6 +163,55 @@ impl Content {
         self.raw = out.into();
     }
 
+    /// Inserts a field before the field at `index` (0 is the top, counting every field); an
+    /// index past the last field appends (the milter protocol's insheader).
+    pub fn insert_header_at(
+        &mut self,
+        index: usize,
+        name: &str,
+        value: &str,
+    ) -> Result<(), HeaderError> {
+        let field = format_field(name, value)?;
+        let spans = self.spans_where(|_| true);
+        let Some(&(at, _)) = spans.get(index) else {
+            return self.append_header(name, value);
+        };
+        let mut out = Vec::with_capacity(field.len() + self.raw.len());
+        out.extend_from_slice(&self.raw[..at]);
+        out.extend_from_slice(field.as_bytes());
+        out.extend_from_slice(&self.raw[at..]);
+        self.raw = out.into();
+        Ok(())
+    }
+
+    /// Replaces the value of the `nth` field named `name` (1 is the first), or removes that
+    /// field when `value` is `None`; a field that is not there is appended (the milter
+    /// protocol's chgheader). Returns whether a field was found.
+    pub fn change_header(
+        &mut self,
+        name: &str,
+        nth: usize,
+        value: Option<&str>,
+    ) -> Result<bool, HeaderError> {
+        let spans = self.field_spans(name);
+        let Some(&(start, end)) = nth.checked_sub(1).and_then(|i| spans.get(i)) else {
+            if let Some(value) = value {
+                self.append_header(name, value)?;
+            }
+            return Ok(false);
+        };
+        let field = match value {
+            Some(value) => format_field(name, value)?,
+            None => String::new(),
+        };
+        let mut out = Vec::with_capacity(self.raw.len() + field.len());
+        out.extend_from_slice(&self.raw[..start]);
+        out.extend_from_slice(field.as_bytes());
+        out.extend_from_slice(&self.raw[end..]);
+        self.raw = out.into();
+        Ok(true)
+    }
+
     /// The offset just past the last header field (before the empty line).
     fn header_section_end(&self) -> usize {
         let body = self.body_offset();
@@ -176,13 +226,18 @@ impl Content {
 
     /// The byte ranges (name through the final CRLF) of every field named `name`.
     fn field_spans(&self, name: &str) -> Vec<(usize, usize)> {
+        self.spans_where(|field| field.eq_ignore_ascii_case(name))
+    }
+
+    /// The byte ranges of every field whose name passes `keep`, in order.
+    fn spans_where(&self, keep: impl Fn(&str) -> bool) -> Vec<(usize, usize)> {
         let Some(message) = MessageParser::default().parse_headers(&self.raw[..]) else {
             return Vec::new();
         };
         message
             .headers()
             .iter()
-            .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .filter(|h| keep(h.name.as_str()))
             .map(|h| {
                 // mail-parser's `offset_end` is just past the field's final line end.
                 let start = h.offset_field as usize;
@@ -200,11 +255,24 @@ pub fn is_header_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
 }
 
+/// One line, or lines folded the RFC 5322 way: every CR is followed by LF, every LF follows a
+/// CR and is followed by a space or tab, and there is no NUL. A folded value stays folded
+/// exactly as given, which keeps a DKIM signature with simple canonicalisation valid.
+fn is_field_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| match c {
+        0 => false,
+        b'\r' => b.get(i + 1) == Some(&b'\n'),
+        b'\n' => i > 0 && b[i - 1] == b'\r' && matches!(b.get(i + 1), Some(b' ' | b'\t')),
+        _ => true,
+    })
+}
+
 fn format_field(name: &str, value: &str) -> Result<String, HeaderError> {
     if !is_header_name(name) {
         return Err(HeaderError::InvalidName(name.to_owned()));
     }
-    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+    if !is_field_value(value) {
         return Err(HeaderError::InvalidValue(name.to_owned()));
     }
     Ok(format!("{name}: {value}\r\n"))
@@ -280,6 +348,31 @@ mod tests {
         c.replace_body(b"new\r\n");
         assert_eq!(c.body(), b"new\r\n");
         assert_eq!(c.header_values("From"), vec!["a@example.com"]);
+    }
+
+    #[test]
+    fn inserts_at_an_index_and_changes_the_nth_field() {
+        let mut c = content();
+        c.insert_header_at(1, "X-Ins", "i").unwrap();
+        c.insert_header_at(99, "X-Last", "l").unwrap();
+        c.change_header("X-Tag", 2, Some("two")).unwrap();
+        assert!(c.change_header("X-Tag", 1, None).unwrap());
+        assert!(!c.change_header("X-None", 1, None).unwrap());
+        assert_eq!(
+            c.bytes().as_ref(),
+            b"From: a@example.com\r\nX-Ins: i\r\nSubject: hi\r\n there\r\nX-Tag: two\r\nX-Last: l\r\n\r\nbody\r\n"
+                .as_slice()
+        );
+    }
+
+    #[test]
+    fn keeps_folded_values_and_refuses_broken_folds() {
+        let mut c = content();
+        c.prepend_header("X-Fold", "a;\r\n\tb=1").unwrap();
+        assert!(c.bytes().starts_with(b"X-Fold: a;\r\n\tb=1\r\nFrom:"));
+        for bad in ["a\r\n", "a\nb", "a\rb", "a\r\nb", "\n b", "a\0"] {
+            assert!(c.append_header("X-Bad", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -103,5 +103,6 @@ pub(crate) fn catalog() -> Catalog {
     }
     catalog.add_kind(std::sync::Arc::new(postern_script::Factory::new()));
     catalog.add_kind(std::sync::Arc::new(postern_http_sink::Factory::new()));
+    catalog.add_kind(postern_milter::factory());
     catalog
 }

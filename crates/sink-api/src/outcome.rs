@@ -50,21 +50,21 @@ pub enum Change {
     AddHeader {
         /// Field name.
         name: String,
-        /// Field value (one line).
+        /// Field value: one line, or lines folded with CRLF + space or tab.
         value: String,
     },
     /// Insert a header field at the top of the header section.
     PrependHeader {
         /// Field name.
         name: String,
-        /// Field value (one line).
+        /// Field value: one line, or lines folded with CRLF + space or tab.
         value: String,
     },
     /// Replace every field of this name by one.
     SetHeader {
         /// Field name.
         name: String,
-        /// Field value (one line).
+        /// Field value: one line, or lines folded with CRLF + space or tab.
         value: String,
     },
     /// Remove every field of this name.
@@ -106,6 +106,28 @@ pub enum Change {
     AddCommand(String),
     /// Supply the hosts of the next hop (`dns-resolve`): `HOST` or `HOST:PORT`, in order.
     SetHosts(Vec<String>),
+    /// Insert a header field before the field at `index` (0 = the top, counting every field;
+    /// past the last field it is appended). A value may be folded (CRLF + space or tab).
+    InsertHeader {
+        /// Position among all fields.
+        index: usize,
+        /// Field name.
+        name: String,
+        /// Field value.
+        value: String,
+    },
+    /// Change the value of the `index`-th field named `name` (1 = the first), or remove that
+    /// field when `value` is `None`; a missing field with a value is appended.
+    ChangeHeader {
+        /// Field name.
+        name: String,
+        /// Which occurrence, from 1.
+        index: usize,
+        /// The new value, or `None` to remove the field.
+        value: Option<String>,
+    },
+    /// Replace the envelope sender's address (`""` is the null reverse-path).
+    SetSender(String),
 }
 
 /// A verdict and the changes to apply before acting on it.

@@ -81,6 +81,23 @@ pub(crate) fn apply(ctx: &mut Context, change: Change) -> Result<(), String> {
             outbound_line(&line)?;
             ctx.added_commands.push(line);
         }
+        Change::InsertHeader { index, name, value } => message(ctx)
+            .content
+            .insert_header_at(index, &name, &value)
+            .map_err(|e| e.to_string())?,
+        Change::ChangeHeader { name, index, value } => {
+            message(ctx)
+                .content
+                .change_header(&name, index, value.as_deref())
+                .map_err(|e| e.to_string())?;
+        }
+        Change::SetSender(address) => {
+            let msg = message(ctx);
+            match msg.sender.as_mut() {
+                Some(sender) => sender.address = address,
+                None => return Err("a sender change before MAIL".into()),
+            }
+        }
         Change::SetHosts(hosts) => {
             if ctx.event != Event::DnsResolve {
                 return Err("a host list outside the dns-resolve event".into());
