@@ -517,3 +517,62 @@ fn arc_seal_makes_a_set_that_arc_verify_accepts() {
     assert!(aar.contains("spf=pass"), "{aar}");
     assert!(mail[0].contains("arc=pass"), "{}", mail[0]);
 }
+
+#[test]
+fn bad_properties_are_refused_when_the_binding_is_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "a key file that does not exist",
+            &[
+                "--event",
+                "end-of-data",
+                "--sink",
+                "builtin:dkim-sign",
+                "--prop",
+                "domain=a.test",
+                "--prop",
+                "selector=s",
+                "--prop",
+                "key=no-such-key.pem",
+            ],
+            "property `key`",
+        ),
+        (
+            "quarantine at MAIL, where there is no message yet",
+            &[
+                "--event",
+                "inbound:MAIL",
+                "--sink",
+                "builtin:spf",
+                "--prop",
+                "fail=quarantine",
+            ],
+            "property `fail`",
+        ),
+        (
+            "a policy that is not one",
+            &[
+                "--event",
+                "end-of-data",
+                "--sink",
+                "builtin:dkim-verify",
+                "--prop",
+                "fail=drop",
+            ],
+            "property `fail`",
+        ),
+        (
+            "dmarc at an event without the message",
+            &["--event", "inbound:RCPT", "--sink", "builtin:dmarc"],
+            "does not fit",
+        ),
+    ];
+    for (name, args, wanted) in cases {
+        let mut full = vec!["add"];
+        full.extend_from_slice(args);
+        let (code, _, err) = common::binding(dir.path(), &full);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(wanted), "{name}: {err}");
+    }
+}
