@@ -57,7 +57,7 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
     let host = Arc::new(
-        Host::load(&config.bindings_file, setup::catalog())
+        Host::load(&config.bindings_file, setup::serving_catalog(&config))
             .context("loading the binding registry")?,
     );
     {

@@ -95,7 +95,7 @@ pub(crate) fn spool_options(config: &Config) -> SpoolOptions {
     }
 }
 
-/// Every sink this binary can make.
+/// Every sink this binary can make: enough to check bindings, which opens no socket.
 pub(crate) fn catalog() -> Catalog {
     let mut catalog = Catalog::new();
     for factory in postern_sinks::all() {
@@ -104,5 +104,16 @@ pub(crate) fn catalog() -> Catalog {
     catalog.add_kind(std::sync::Arc::new(postern_script::Factory::new()));
     catalog.add_kind(std::sync::Arc::new(postern_http_sink::Factory::new()));
     catalog.add_kind(postern_milter::factory());
+    catalog
+}
+
+/// The catalog of a running server: the mail authentication sinks name the results after
+/// `hostname` and resolve through `[dns] servers`, like delivery.
+pub(crate) fn serving_catalog(config: &Config) -> Catalog {
+    let env = postern_sinks::Env::new(config.hostname.clone(), config.dns.servers.clone());
+    let mut catalog = Catalog::new();
+    for factory in postern_sinks::with_env(env) {
+        catalog.add_builtin(factory);
+    }
     catalog
 }

@@ -273,6 +273,12 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
         "builtin:fault",
         "builtin:command",
         "builtin:hosts",
+        "builtin:spf",
+        "builtin:dkim-verify",
+        "builtin:arc-verify",
+        "builtin:dmarc",
+        "builtin:dkim-sign",
+        "builtin:arc-seal",
     ] {
         let line = list
             .lines()
@@ -283,7 +289,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
     assert!(list.contains("code, enhanced, text, disconnect"), "{list}");
     assert_eq!(
         list.lines().count(),
-        10,
+        16,
         "a header and one line each:\n{list}"
     );
 }

@@ -10,6 +10,11 @@
 //! - `fault`: fail, panic or hang on purpose, to try `on_error` policies and timeouts.
 //! - `command`: replace or add a command the outbound client sends.
 //! - `hosts`: supply the hosts of a next hop at `dns-resolve`.
+//! - `spf`, `dkim_verify`, `arc_verify`, `dmarc`: mail authentication checks, each adding its
+//!   result to one `Authentication-Results:` field and acting on it by a policy property.
+//! - `dkim_sign`, `arc_seal`: DKIM signing and ARC sealing.
+//! - `mailauth`: what those share: the `mail-auth` authenticator on the `[dns] servers`
+//!   resolver ([`Env`]), the `Authentication-Results:` writer, policies, keys.
 //! - `props`: reading typed properties with errors that name the property.
 //!
 //! # Design
@@ -22,22 +27,37 @@
 #![warn(missing_docs)]
 
 mod add_header;
+mod arc_seal;
+mod arc_verify;
 mod command;
 mod delay;
+mod dkim_sign;
+mod dkim_verify;
+mod dmarc;
 mod ehlo_keyword;
 mod fault;
 mod hosts;
 mod log;
+mod mailauth;
 mod props;
 mod reply;
 mod set_fate;
+mod spf;
 
 use std::sync::Arc;
 
 use postern_sink_api::SinkFactory;
 
-/// Every built-in sink factory.
+pub use mailauth::Env;
+
+/// Every built-in sink factory, for a server called `localhost` on the system's resolver: enough
+/// to check bindings; a server uses [`with_env`].
 pub fn all() -> Vec<Arc<dyn SinkFactory>> {
+    with_env(Env::new("localhost", Vec::new()))
+}
+
+/// Every built-in sink factory; the mail authentication sinks use `env`'s name and resolver.
+pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
     vec![
         Arc::new(reply::Factory),
         Arc::new(ehlo_keyword::Factory),
@@ -48,6 +68,12 @@ pub fn all() -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(fault::Factory),
         Arc::new(command::Factory),
         Arc::new(hosts::Factory),
+        Arc::new(spf::Factory(env.clone())),
+        Arc::new(dkim_verify::Factory(env.clone())),
+        Arc::new(arc_verify::Factory(env.clone())),
+        Arc::new(dmarc::Factory(env.clone())),
+        Arc::new(dkim_sign::Factory),
+        Arc::new(arc_seal::Factory(env)),
     ]
 }
 
