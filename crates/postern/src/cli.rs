@@ -58,7 +58,7 @@ pub(crate) struct QueueCheckArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum BindingCommand {
     /// Register a binding; prints its id.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// The bindings in the order they run, per event.
     List(ListArgs),
     /// One binding in full.
@@ -122,6 +122,14 @@ pub(crate) struct AddArgs {
     /// Stop firing after this many firings.
     #[arg(long)]
     pub(crate) max_firings: Option<u64>,
+    /// At most N calls of the sink in flight; a call beyond them waits up to the timeout, then
+    /// on_error applies.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_concurrency: Option<u32>,
+    /// Circuit breaker: after FAILURES failures (errors, panics, timeouts) within SECONDS, skip
+    /// the sink with its on_error for SECONDS, then call it again.
+    #[arg(long, value_name = "FAILURES/SECONDS")]
+    pub(crate) breaker: Option<String>,
 }
 
 #[derive(Debug, Args)]
