@@ -261,7 +261,7 @@ fn new_binding(args: &AddArgs) -> Result<Binding, Usage> {
 }
 
 /// Parses KEY=VALUE; numbers and true/false keep their type.
-fn property(text: &str) -> Result<(String, Value), Usage> {
+pub(crate) fn property(text: &str) -> Result<(String, Value), Usage> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| Usage(format!("property {text:?} is not KEY=VALUE")))?;

@@ -6,6 +6,7 @@
 //! - `check`: `postern check-config`; `postern config default` prints the embedded default.
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
 //! - `queue`: `postern queue …`: `check` verifies the spool.
+//! - `sink_try`: `postern sink try`, one sink run once offline.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
 //!   sink catalog.
 //!
@@ -20,6 +21,7 @@ mod cli;
 mod queue;
 mod serve;
 mod setup;
+mod sink_try;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Queue(command) => queue::run(command),
+        cli::Command::Sink(cli::SinkCommand::Try(args)) => sink_try::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -83,6 +83,17 @@ enum Failure {
 }
 
 impl Failure {
+    /// Says what happened, after the word "sink" in a log line.
+    fn describe(&self) -> String {
+        match self {
+            Self::Error(e) => format!("failed: {e}"),
+            Self::Panic(p) => format!("panicked: {p}"),
+            Self::Timeout(t) => format!("timed out after {} ms", t.as_millis()),
+            Self::Busy(max) => format!("was busy: {max} calls in flight until the timeout"),
+            Self::Open => "was skipped: its circuit breaker is open".to_owned(),
+        }
+    }
+
     /// Whether the sink itself failed (what the circuit breaker counts).
     fn is_sink_fault(&self) -> bool {
         matches!(self, Self::Error(_) | Self::Panic(_) | Self::Timeout(_))
@@ -148,28 +159,15 @@ impl Snapshot {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(failure) => {
-                let reason = match &failure {
-                    Failure::Error(e) => {
-                        BindingStats::bump(&bound.stats.failures);
-                        format!("failed: {e}")
-                    }
-                    Failure::Panic(p) => {
-                        BindingStats::bump(&bound.stats.panics);
-                        format!("panicked: {p}")
-                    }
-                    Failure::Timeout(t) => {
-                        BindingStats::bump(&bound.stats.timeouts);
-                        format!("timed out after {} ms", t.as_millis())
-                    }
-                    Failure::Busy(max) => {
-                        BindingStats::bump(&bound.stats.busy);
-                        format!("was busy: {max} calls in flight until the timeout")
-                    }
-                    Failure::Open => {
-                        BindingStats::bump(&bound.stats.broken);
-                        "was skipped: its circuit breaker is open".to_owned()
-                    }
+                let counter = match &failure {
+                    Failure::Error(_) => &bound.stats.failures,
+                    Failure::Panic(_) => &bound.stats.panics,
+                    Failure::Timeout(_) => &bound.stats.timeouts,
+                    Failure::Busy(_) => &bound.stats.busy,
+                    Failure::Open => &bound.stats.broken,
                 };
+                BindingStats::bump(counter);
+                let reason = failure.describe();
                 warn!(binding = %b.name, binding_id = %b.id, event = %ctx.event,
                       on_error = b.on_error.as_str(), "sink {reason}");
                 let transport = ctx.event.kind() == EventKind::Transport;
@@ -193,6 +191,16 @@ impl Snapshot {
             return None;
         }
         Some(outcome)
+    }
+}
+
+impl Bound {
+    /// Calls the sink once within the binding's timeout and isolation, whatever its rule,
+    /// expiry, mode or `on_error` say, and gives its own outcome — or, when it gave none, why
+    /// (`failed: …`, `panicked: …`, `timed out after N ms`, …). Nothing is applied and no
+    /// counter moves. This is `postern sink try`.
+    pub async fn call_once(&self, ctx: &Context) -> Result<Outcome, String> {
+        guarded_call(self, ctx).await.map_err(|f| f.describe())
     }
 }
 
