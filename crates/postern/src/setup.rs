@@ -2,9 +2,11 @@
 //! and the line that says which registry and data folder a command used.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use postern_config::{Config, DiskReserve, LogFormat, Overrides};
 use postern_queue::SpoolOptions;
+use postern_sink_api::SinkFactory;
 use postern_sink_host::Catalog;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
@@ -93,11 +95,22 @@ pub(crate) fn spool_options(config: &Config) -> SpoolOptions {
     }
 }
 
+/// Native sinks given to the library's builder (`rust:NAME`), for the whole process.
+static RUST_SINKS: OnceLock<Vec<Arc<dyn SinkFactory>>> = OnceLock::new();
+
+/// Sets the native sinks of this process; the first call wins.
+pub(crate) fn set_rust_sinks(factories: Vec<Arc<dyn SinkFactory>>) {
+    let _ = RUST_SINKS.set(factories);
+}
+
 /// Every sink this binary can make.
 pub(crate) fn catalog() -> Catalog {
     let mut catalog = Catalog::new();
     for factory in postern_sinks::all() {
         catalog.add_builtin(factory);
+    }
+    for factory in RUST_SINKS.get().into_iter().flatten() {
+        catalog.add_rust(factory.clone());
     }
     catalog
 }
