@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+import sinks
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTERN = os.path.join(ROOT, "target", "release", "postern")
 WORK = os.path.join(ROOT, "target", "bench")  # on the real disk, not a tmpfs
@@ -289,7 +291,10 @@ def main():
     ap.add_argument("--only", choices=["postern", "postfix"])
     ap.add_argument("--bindings", type=int, default=0, help="also run Postern with N bindings (0-10)")
     ap.add_argument("--idle", type=int, default=0, help="hold N idle connections and measure memory")
+    sinks_options(ap)
     args = ap.parse_args()
+    if args.sinks:
+        return run_sinks(args)
     runs = 1 if args.quick else args.runs
     scale = 0.2 if args.quick else 1.0
     os.makedirs(WORK, exist_ok=True)
@@ -360,6 +365,24 @@ def main():
         print(f"\nIdle connections: {idle[0]} held open; resident memory {idle[1]} KiB before, "
               f"{idle[2]} KiB with them: {idle[3]:.1f} KiB per connection; a transaction "
               f"completed meanwhile: {idle[4]}.")
+
+
+def sinks_options(ap):
+    """The options of `--sinks` (bench/sinks.py)."""
+    ap.add_argument("--sinks", action="store_true",
+                    help="the cost per message of a script sink, an HTTP hook and a milter "
+                         "against no sink (bench/sinks.py)")
+    ap.add_argument("--sink-messages", type=int, default=0,
+                    help="messages per run of --sinks (default 8000, 1600 with --quick)")
+    ap.add_argument("--postern", help="the postern binary (default target/release/postern)")
+    ap.add_argument("--json", action="store_true", help="--sinks: also print the figures as JSON")
+
+
+def run_sinks(args):
+    global POSTERN
+    if args.postern:
+        POSTERN = os.path.abspath(args.postern)
+    sinks.run(args, sys.modules[__name__])
 
 
 def idle_memory(server, count):
