@@ -148,7 +148,7 @@ fn many_blocking_sinks_on_ehlo_do_not_hold_up_an_unrelated_delivery() {
     );
     let server = Postern::start_with_dir(d);
     // More slow sessions than the blocking pool has threads.
-    let slow: Vec<Client> = (0..postern_sink_host_threads() + 8)
+    let slow: Vec<Client> = (0..postern_sink_host::BLOCKING_THREADS + 8)
         .map(|_| {
             let mut c = server.client();
             c.send("EHLO slow.test");
@@ -168,9 +168,4 @@ fn many_blocking_sinks_on_ehlo_do_not_hold_up_an_unrelated_delivery() {
     let mail = server.wait_for_mail("localhost", "fast", 1);
     assert!(mail[0].contains("still delivered"));
     drop(slow);
-}
-
-/// The blocking pool's size (kept in step with `postern_sink_host::BLOCKING_THREADS`).
-fn postern_sink_host_threads() -> usize {
-    32
 }
