@@ -157,7 +157,7 @@ fn many_blocking_sinks_on_ehlo_do_not_hold_up_an_unrelated_delivery() {
                   users = \"*\"\n[limits]\nmax_connections_per_ip = 1000\n\
                   [queue]\ndisk_reserve = \"0%\"\n";
     let server = Postern::start_in(d, Some(config));
-    assert!(SLOW_SESSIONS > postern_sink_host::BLOCKING_THREADS);
+    const { assert!(SLOW_SESSIONS > postern_sink_host::BLOCKING_THREADS) };
     let slow: Vec<Client> = (0..SLOW_SESSIONS)
         .map(|_| {
             let mut c = server.client();
