@@ -23,7 +23,9 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import deferred  # noqa: E402
 import relay  # noqa: E402
-from servers import WORK, Postern, Postfix, quiesce, smtp_source  # noqa: E402
+import servers  # noqa: E402
+import sinks  # noqa: E402
+from servers import WORK, Postern, Postfix, free_port, quiesce, smtp_source  # noqa: E402
 
 
 def measure_cell(servers, sessions, size, messages, reuse, runs):
@@ -58,7 +60,10 @@ def main():
                     help="instead: both servers relay to one smtp-sink (bench/relay.py)")
     ap.add_argument("--deferred", type=int, default=0, metavar="N",
                     help="instead: N messages deferred, memory and restart (bench/deferred.py)")
+    sinks_options(ap)
     args = ap.parse_args()
+    if args.sinks:
+        return run_sinks(args)
     runs = 1 if args.quick else args.runs
     scale = 0.2 if args.quick else 1.0
     os.makedirs(WORK, exist_ok=True)
@@ -138,6 +143,23 @@ def accept_and_discard(args, runs, scale):
         print(f"\nIdle connections: {idle[0]} held open; resident memory {idle[1]} KiB before, "
               f"{idle[2]} KiB with them: {idle[3]:.1f} KiB per connection; a transaction "
               f"completed meanwhile: {idle[4]}.")
+
+
+def sinks_options(ap):
+    """The options of `--sinks` (bench/sinks.py)."""
+    ap.add_argument("--sinks", action="store_true",
+                    help="the cost per message of a script sink, an HTTP hook and a milter "
+                         "against no sink (bench/sinks.py)")
+    ap.add_argument("--sink-messages", type=int, default=0,
+                    help="messages per run of --sinks (default 8000, 1600 with --quick)")
+    ap.add_argument("--postern", help="the postern binary (default target/release/postern)")
+    ap.add_argument("--json", action="store_true", help="--sinks: also print the figures as JSON")
+
+
+def run_sinks(args):
+    if args.postern:
+        servers.POSTERN = os.path.abspath(args.postern)
+    sinks.run(args, sys.modules[__name__])
 
 
 def idle_memory(server, count):

@@ -12,7 +12,9 @@ use anyhow::{Context as _, Result};
 use postern_config::Overrides;
 use postern_mailmsg::Value;
 use postern_sink_api::Event;
-use postern_sink_host::{Binding, BindingId, Mode, OnError, SinkRef, Snapshot, priority, registry};
+use postern_sink_host::{
+    Binding, BindingId, BreakerPolicy, Mode, OnError, SinkRef, Snapshot, priority, registry,
+};
 
 use crate::binding_view;
 use crate::cli::{AddArgs, BindingCommand, Common};
@@ -247,11 +249,19 @@ fn new_binding(args: &AddArgs) -> Result<Binding, Usage> {
         .expires_in
         .map(|s| SystemTime::now() + Duration::from_secs(s));
     binding.max_firings = args.max_firings;
+    if args.max_concurrency == Some(0) {
+        return Err(Usage("--max-concurrency must be more than zero".into()));
+    }
+    binding.max_concurrency = args.max_concurrency;
+    if let Some(text) = &args.breaker {
+        binding.breaker =
+            Some(BreakerPolicy::parse(text).map_err(|e| Usage(format!("--breaker {e}")))?);
+    }
     Ok(binding)
 }
 
 /// Parses KEY=VALUE; numbers and true/false keep their type.
-fn property(text: &str) -> Result<(String, Value), Usage> {
+pub(crate) fn property(text: &str) -> Result<(String, Value), Usage> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| Usage(format!("property {text:?} is not KEY=VALUE")))?;

@@ -21,6 +21,9 @@ struct Row<'a> {
     on_error: &'a str,
     timeout_ms: u64,
     max_firings: Option<u64>,
+    max_concurrency: Option<u32>,
+    /// `FAILURES/SECONDS`.
+    breaker: Option<String>,
     properties: &'a postern_mailmsg::Properties,
 }
 
@@ -39,6 +42,8 @@ fn row<'a>(event: &Event, position: usize, b: &'a Binding) -> Row<'a> {
         on_error: b.on_error.as_str(),
         timeout_ms: b.timeout.as_millis() as u64,
         max_firings: b.max_firings,
+        max_concurrency: b.max_concurrency,
+        breaker: b.breaker.map(|p| p.to_string()),
         properties: &b.properties,
     }
 }
@@ -165,6 +170,15 @@ pub(crate) fn show(b: &Binding, json: bool) -> Result<()> {
     println!("on_error    {}", r.on_error);
     if let Some(max) = r.max_firings {
         println!("max_firings {max}");
+    }
+    if let Some(max) = r.max_concurrency {
+        println!("max_concurrency {max}");
+    }
+    if let Some(breaker) = &r.breaker {
+        println!(
+            "breaker     {breaker} (failures/seconds; cool-down {} s)",
+            breaker.rsplit('/').next().unwrap_or("?")
+        );
     }
     for (key, value) in b.properties.iter() {
         println!("prop        {key} = {value}");

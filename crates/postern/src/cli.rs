@@ -28,6 +28,53 @@ pub(crate) enum Command {
     /// Configuration files: `config default` prints the embedded default to start one from.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Work with sinks without a server: `sink try` runs one once.
+    #[command(subcommand)]
+    Sink(SinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SinkCommand {
+    /// Run a sink once against a synthetic context and print its outcome as JSON.
+    ///
+    /// No server is needed. The sink is made as a binding with these properties would make it.
+    /// Exit 0 when the sink ran (whatever it decided), 1 when it failed (error, panic, timeout),
+    /// 2 for a usage error (bad event, unknown sink, bad property, unreadable --message).
+    Try(Box<TryArgs>),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TryArgs {
+    /// The event (`inbound:MAIL`, `end-of-data`, `categorize`, …).
+    #[arg(long)]
+    pub(crate) event: String,
+    /// The sink (`builtin:NAME`, `rust:NAME`, `script:PATH`, …).
+    #[arg(long)]
+    pub(crate) sink: String,
+    /// A property of the sink, KEY=VALUE (repeatable).
+    #[arg(long = "prop", value_name = "KEY=VALUE")]
+    pub(crate) props: Vec<String>,
+    /// The envelope sender.
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) mail_from: Option<String>,
+    /// An envelope recipient (repeatable); the first is the current one of per-recipient events.
+    #[arg(long = "rcpt", value_name = "ADDRESS")]
+    pub(crate) rcpts: Vec<String>,
+    /// The message (headers and body) to give the sink.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) message: Option<PathBuf>,
+    /// The command line of an inbound event (default: made from the event and the envelope).
+    #[arg(long, value_name = "LINE")]
+    pub(crate) command: Option<String>,
+    /// The client's EHLO name.
+    #[arg(long, value_name = "NAME", default_value = "client.test")]
+    pub(crate) helo: String,
+    /// The client's address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:40000")]
+    pub(crate) remote: SocketAddr,
+    /// How long the call may take (default 30s).
+    #[arg(long)]
+    pub(crate) timeout: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,7 +105,7 @@ pub(crate) struct QueueCheckArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum BindingCommand {
     /// Register a binding; prints its id.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// The bindings in the order they run, per event.
     List(ListArgs),
     /// One binding in full.
@@ -122,6 +169,14 @@ pub(crate) struct AddArgs {
     /// Stop firing after this many firings.
     #[arg(long)]
     pub(crate) max_firings: Option<u64>,
+    /// At most N calls of the sink in flight; a call beyond them waits up to the timeout, then
+    /// on_error applies.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_concurrency: Option<u32>,
+    /// Circuit breaker: after FAILURES failures (errors, panics, timeouts) within SECONDS, skip
+    /// the sink with its on_error for SECONDS, then call it again.
+    #[arg(long, value_name = "FAILURES/SECONDS")]
+    pub(crate) breaker: Option<String>,
 }
 
 #[derive(Debug, Args)]

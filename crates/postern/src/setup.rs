@@ -2,9 +2,11 @@
 //! and the line that says which registry and data folder a command used.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use postern_config::{Config, DiskReserve, LogFormat, Overrides};
 use postern_queue::SpoolOptions;
+use postern_sink_api::SinkFactory;
 use postern_sink_host::Catalog;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
@@ -95,15 +97,21 @@ pub(crate) fn spool_options(config: &Config) -> SpoolOptions {
     }
 }
 
+/// Native sinks given to the library's builder (`rust:NAME`), for the whole process.
+static RUST_SINKS: OnceLock<Vec<Arc<dyn SinkFactory>>> = OnceLock::new();
+
+/// Sets the native sinks of this process; the first call wins.
+pub(crate) fn set_rust_sinks(factories: Vec<Arc<dyn SinkFactory>>) {
+    let _ = RUST_SINKS.set(factories);
+}
+
 /// Every sink this binary can make: enough to check bindings, which opens no socket.
 pub(crate) fn catalog() -> Catalog {
     let mut catalog = Catalog::new();
     for factory in postern_sinks::all() {
         catalog.add_builtin(factory);
     }
-    catalog.add_kind(std::sync::Arc::new(postern_script::Factory::new()));
-    catalog.add_kind(std::sync::Arc::new(postern_http_sink::Factory::new()));
-    catalog.add_kind(postern_milter::factory());
+    add_other_kinds(&mut catalog);
     catalog
 }
 
@@ -115,5 +123,16 @@ pub(crate) fn serving_catalog(config: &Config) -> Catalog {
     for factory in postern_sinks::with_env(env) {
         catalog.add_builtin(factory);
     }
+    add_other_kinds(&mut catalog);
     catalog
+}
+
+/// The kinds whose target varies by binding, and the native sinks of a library build.
+fn add_other_kinds(catalog: &mut Catalog) {
+    catalog.add_kind(Arc::new(postern_script::Factory::new()));
+    catalog.add_kind(Arc::new(postern_http_sink::Factory::new()));
+    catalog.add_kind(postern_milter::factory());
+    for factory in RUST_SINKS.get().into_iter().flatten() {
+        catalog.add_rust(factory.clone());
+    }
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 use postern_mailmsg::Properties;
 use postern_sink_api::Event;
 
+pub use crate::isolation::BreakerPolicy;
+
 /// A binding's id: a UUID made when the binding is registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BindingId(pub uuid::Uuid);
@@ -228,6 +230,11 @@ pub struct Binding {
     pub expires: Option<SystemTime>,
     /// The binding stops firing after this many firings (counted per server process).
     pub max_firings: Option<u64>,
+    /// At most this many calls in flight; a call beyond it waits up to the timeout, then
+    /// `on_error` applies.
+    pub max_concurrency: Option<u32>,
+    /// The circuit breaker: enough failures in a window skip the binding for a cool-down.
+    pub breaker: Option<BreakerPolicy>,
 }
 
 impl Binding {
@@ -248,6 +255,8 @@ impl Binding {
             mode: Mode::Enforce,
             expires: None,
             max_firings: None,
+            max_concurrency: None,
+            breaker: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The dispatcher: walks an event's chain and calls each sink whose rule matches, wrapping every
 //! call in one place with the binding's timeout, panic isolation, `on_error` policy, shadow mode,
-//! a tracing span and counters.
+//! a tracing span and counters, and within the binding's isolation: at most `max_concurrency`
+//! calls in flight, none while its circuit breaker is open, blocking sinks on their own pool.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -14,8 +15,12 @@ use postern_sink_api::{
 };
 use tracing::{debug, info, warn};
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::apply::apply;
 use crate::binding::{Mode, OnError};
+use crate::blocking;
+use crate::isolation::Busy;
 use crate::snapshot::{Bound, Entry, Slot, Snapshot};
 use crate::stats::BindingStats;
 
@@ -71,6 +76,28 @@ enum Failure {
     Error(String),
     Panic(String),
     Timeout(Duration),
+    /// `max_concurrency` calls were in flight until the timeout.
+    Busy(u32),
+    /// The circuit breaker is open.
+    Open,
+}
+
+impl Failure {
+    /// Says what happened, after the word "sink" in a log line.
+    fn describe(&self) -> String {
+        match self {
+            Self::Error(e) => format!("failed: {e}"),
+            Self::Panic(p) => format!("panicked: {p}"),
+            Self::Timeout(t) => format!("timed out after {} ms", t.as_millis()),
+            Self::Busy(max) => format!("was busy: {max} calls in flight until the timeout"),
+            Self::Open => "was skipped: its circuit breaker is open".to_owned(),
+        }
+    }
+
+    /// Whether the sink itself failed (what the circuit breaker counts).
+    fn is_sink_fault(&self) -> bool {
+        matches!(self, Self::Error(_) | Self::Panic(_) | Self::Timeout(_))
+    }
 }
 
 const TEMPFAIL: EnhancedCode = EnhancedCode::new(4, 3, 0);
@@ -124,7 +151,7 @@ impl Snapshot {
         }
         BindingStats::bump(&bound.stats.firings);
         let started = Instant::now();
-        let result = call(bound, ctx).await;
+        let result = guarded_call(bound, ctx).await;
         bound
             .stats
             .busy_micros
@@ -132,20 +159,15 @@ impl Snapshot {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(failure) => {
-                let reason = match &failure {
-                    Failure::Error(e) => {
-                        BindingStats::bump(&bound.stats.failures);
-                        format!("failed: {e}")
-                    }
-                    Failure::Panic(p) => {
-                        BindingStats::bump(&bound.stats.panics);
-                        format!("panicked: {p}")
-                    }
-                    Failure::Timeout(t) => {
-                        BindingStats::bump(&bound.stats.timeouts);
-                        format!("timed out after {} ms", t.as_millis())
-                    }
+                let counter = match &failure {
+                    Failure::Error(_) => &bound.stats.failures,
+                    Failure::Panic(_) => &bound.stats.panics,
+                    Failure::Timeout(_) => &bound.stats.timeouts,
+                    Failure::Busy(_) => &bound.stats.busy,
+                    Failure::Open => &bound.stats.broken,
                 };
+                BindingStats::bump(counter);
+                let reason = failure.describe();
                 warn!(binding = %b.name, binding_id = %b.id, event = %ctx.event,
                       on_error = b.on_error.as_str(), "sink {reason}");
                 let transport = ctx.event.kind() == EventKind::Transport;
@@ -169,6 +191,16 @@ impl Snapshot {
             return None;
         }
         Some(outcome)
+    }
+}
+
+impl Bound {
+    /// Calls the sink once within the binding's timeout and isolation, whatever its rule,
+    /// expiry, mode or `on_error` say, and gives its own outcome — or, when it gave none, why
+    /// (`failed: …`, `panicked: …`, `timed out after N ms`, …). Nothing is applied and no
+    /// counter moves. This is `postern sink try`.
+    pub async fn call_once(&self, ctx: &Context) -> Result<Outcome, String> {
+        guarded_call(self, ctx).await.map_err(|f| f.describe())
     }
 }
 
@@ -246,15 +278,56 @@ fn settle(ctx: &mut Context, outcome: Outcome, who: &str, out: &mut Dispatched) 
     }
 }
 
-async fn call(bound: &Bound, ctx: &Context) -> Result<Outcome, Failure> {
+/// Calls a binding's sink within its limits: not while its breaker is open, not beyond its
+/// calls in flight (waiting for a slot counts against the timeout), and counts its failures.
+async fn guarded_call(bound: &Bound, ctx: &Context) -> Result<Outcome, Failure> {
+    let isolation = &bound.isolation;
+    if isolation.is_open() {
+        return Err(Failure::Open);
+    }
     let timeout = bound.binding.timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let permit = isolation
+        .admit(deadline)
+        .await
+        .map_err(|Busy(max)| Failure::Busy(max))?;
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let result = call(bound, ctx, remaining, permit)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Timeout(_) => Failure::Timeout(timeout),
+            other => other,
+        });
+    if let Err(failure) = &result
+        && failure.is_sink_fault()
+        && isolation.failed()
+    {
+        BindingStats::bump(&bound.stats.breaker_opened);
+        if let Some(policy) = bound.binding.breaker {
+            warn!(binding = %bound.binding.name, binding_id = %bound.binding.id,
+                  cool_down_s = policy.window.as_secs(),
+                  "circuit breaker opened: {} failures within {} s", policy.failures,
+                  policy.window.as_secs());
+        }
+    }
+    result
+}
+
+/// Calls the sink; `permit`, a slot of the binding's concurrency limit, is held until the call
+/// is over — for a blocking sink until its thread is done, even after a timeout.
+async fn call(
+    bound: &Bound,
+    ctx: &Context,
+    timeout: Duration,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<Outcome, Failure> {
     match &bound.slot {
-        Slot::Cached(instance) => call_instance(instance, ctx, timeout).await,
+        Slot::Cached(instance) => call_instance(instance, ctx, timeout, permit).await,
         Slot::PerEvent(factory, spec) => {
             let instance = factory
                 .create(spec)
                 .map_err(|e| Failure::Error(e.to_string()))?;
-            call_instance(&instance, ctx, timeout).await
+            call_instance(&instance, ctx, timeout, permit).await
         }
         Slot::Pool(pool) => {
             // Take a free instance if there is one; otherwise queue on one (spread by session).
@@ -268,7 +341,7 @@ async fn call(bound: &Bound, ctx: &Context) -> Result<Outcome, Failure> {
                         .map_err(|_| Failure::Timeout(timeout))?
                 }
             };
-            call_instance(&guard, ctx, timeout).await
+            call_instance(&guard, ctx, timeout, permit).await
         }
     }
 }
@@ -277,6 +350,7 @@ async fn call_instance(
     instance: &Instance,
     ctx: &Context,
     timeout: Duration,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Result<Outcome, Failure> {
     match instance {
         Instance::Async(sink) => {
@@ -296,15 +370,25 @@ async fn call_instance(
         Instance::Blocking(sink) => {
             let sink = sink.clone();
             let ctx = ctx.clone();
-            let task = tokio::task::spawn_blocking(move || sink.on_event(&ctx));
-            // On a timeout the blocking thread runs on; its late answer is dropped.
-            match tokio::time::timeout(timeout, task).await {
-                Err(_) => Err(Failure::Timeout(timeout)),
-                Ok(Err(join)) if join.is_panic() => {
-                    Err(Failure::Panic(panic_text(join.into_panic().as_ref())))
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            blocking::run(move || {
+                let _permit = permit;
+                // The caller gave up (timed out) before a thread was free: nothing to do.
+                if answer.is_closed() {
+                    return;
                 }
-                Ok(Err(join)) => Err(Failure::Error(join.to_string())),
-                Ok(Ok(result)) => result.map_err(|e| Failure::Error(e.to_string())),
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| sink.on_event(&ctx)))
+                    .map_err(|p| panic_text(p.as_ref()));
+                let _ = answer.send(result);
+            });
+            // On a timeout the blocking thread runs on; its late answer is dropped.
+            match tokio::time::timeout(timeout, answered).await {
+                Err(_) => Err(Failure::Timeout(timeout)),
+                Ok(Err(_)) => Err(Failure::Error(
+                    "the sink's thread ended without an answer".into(),
+                )),
+                Ok(Ok(Err(text))) => Err(Failure::Panic(text)),
+                Ok(Ok(Ok(result))) => result.map_err(|e| Failure::Error(e.to_string())),
             }
         }
     }

@@ -13,10 +13,15 @@ use postern_mailmsg::Properties;
 use postern_sink_api::Event;
 use serde::{Deserialize, Serialize};
 
-use crate::binding::{Binding, BindingId, Mode, OnError, SinkRef, priority};
+use crate::binding::{Binding, BindingId, BreakerPolicy, Mode, OnError, SinkRef, priority};
 
-/// The format version this build writes and reads.
-const VERSION: u32 = 1;
+/// The newest format version this build reads and writes. Version 2 added `max_concurrency`
+/// and `breaker`; a registry that uses neither is still written as version 1, so an older
+/// build reads it.
+const VERSION: u32 = 2;
+
+/// The oldest version this build reads.
+const OLDEST: u32 = 1;
 
 /// A registry that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +87,12 @@ struct BindingV1 {
     expires: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_firings: Option<u64>,
+    /// Version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_concurrency: Option<u32>,
+    /// Version 2: `FAILURES/SECONDS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    breaker: Option<String>,
     #[serde(default, skip_serializing_if = "Properties::is_empty")]
     properties: Properties,
 }
@@ -111,11 +122,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Binding>, RegistryError> {
         path: path.to_owned(),
         message: describe_toml_error(text, &e),
     })?;
-    if file.version != VERSION {
+    if !(OLDEST..=VERSION).contains(&file.version) {
         return Err(RegistryError::Syntax {
             path: path.to_owned(),
             message: format!(
-                "version {} is not supported (this build reads {VERSION})",
+                "version {} is not supported (this build reads {OLDEST} to {VERSION})",
                 file.version
             ),
         });
@@ -127,7 +138,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Binding>, RegistryError> {
         } else {
             raw.name.clone()
         };
-        let binding = from_wire(raw).map_err(|message| RegistryError::Binding {
+        let binding = from_wire(raw, file.version).map_err(|message| RegistryError::Binding {
             path: path.to_owned(),
             binding: label.clone(),
             message,
@@ -157,7 +168,26 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-fn from_wire(raw: BindingV1) -> Result<Binding, String> {
+fn from_wire(raw: BindingV1, version: u32) -> Result<Binding, String> {
+    if version < 2 {
+        for (field, used) in [
+            ("max_concurrency", raw.max_concurrency.is_some()),
+            ("breaker", raw.breaker.is_some()),
+        ] {
+            if used {
+                return Err(format!(
+                    "field `{field}` needs `version = 2` at the top of the file"
+                ));
+            }
+        }
+    }
+    if raw.max_concurrency == Some(0) {
+        return Err("field `max_concurrency`: must be more than zero".into());
+    }
+    let breaker = match raw.breaker.as_deref() {
+        None => None,
+        Some(t) => Some(BreakerPolicy::parse(t).map_err(|e| format!("field `breaker`: {e}"))?),
+    };
     let id: BindingId = raw.id.parse().map_err(|e| format!("field `id`: {e}"))?;
     if raw.name.trim().is_empty() {
         return Err("field `name`: empty".into());
@@ -202,6 +232,8 @@ fn from_wire(raw: BindingV1) -> Result<Binding, String> {
         mode,
         expires: raw.expires.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
         max_firings: raw.max_firings,
+        max_concurrency: raw.max_concurrency,
+        breaker,
     })
 }
 
@@ -224,14 +256,19 @@ fn to_wire(b: &Binding) -> BindingV1 {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs()),
         max_firings: b.max_firings,
+        max_concurrency: b.max_concurrency,
+        breaker: b.breaker.map(|p| p.to_string()),
         properties: b.properties.clone(),
     }
 }
 
 /// Renders bindings as registry text.
 pub fn render(bindings: &[Binding]) -> Result<String, String> {
+    let needs_v2 = bindings
+        .iter()
+        .any(|b| b.max_concurrency.is_some() || b.breaker.is_some());
     let file = FileV1 {
-        version: VERSION,
+        version: if needs_v2 { VERSION } else { OLDEST },
         bindings: bindings.iter().map(to_wire).collect(),
     };
     let body = toml::to_string(&file).map_err(|e| e.to_string())?;
@@ -335,6 +372,37 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["bindings.toml"]);
+    }
+
+    #[test]
+    fn isolation_settings_are_written_as_version_2_and_refused_in_version_1() {
+        let mut b = Binding::new(
+            "slow",
+            Event::parse("inbound:EHLO").unwrap(),
+            SinkRef::Builtin("delay".into()),
+        );
+        let plain = render(std::slice::from_ref(&b)).unwrap();
+        assert!(plain.contains("version = 1"), "{plain}");
+        b.max_concurrency = Some(4);
+        b.breaker = BreakerPolicy::parse("5/60").ok();
+        let text = render(std::slice::from_ref(&b)).unwrap();
+        assert!(text.contains("version = 2"), "{text}");
+        assert!(text.contains("max_concurrency = 4") && text.contains("breaker = \"5/60\""));
+        assert_eq!(parse(&text, Path::new("b.toml")).unwrap(), vec![b]);
+        let err = parse(
+            &text.replace("version = 2", "version = 1"),
+            Path::new("b.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("field `max_concurrency` needs `version = 2`"),
+            "{err}"
+        );
+        let err = parse(&text.replace("5/60", "5"), Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `breaker`"), "{err}");
     }
 
     #[test]

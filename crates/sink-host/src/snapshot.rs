@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::binding::{Binding, BindingId, SinkRef, priority};
 use crate::catalog::Catalog;
+use crate::isolation::Isolation;
 use crate::rule::Rule;
 use crate::stats::BindingStats;
 
@@ -38,6 +39,8 @@ pub struct Bound {
     /// Its counters (shared with earlier snapshots of the same binding).
     pub stats: Arc<BindingStats>,
     pub(crate) slot: Slot,
+    /// Its concurrency limit and breaker (kept across reloads while their settings stay).
+    pub(crate) isolation: Arc<Isolation>,
 }
 
 /// One step of a chain.
@@ -303,11 +306,19 @@ fn compile_one(
     let stats = previous
         .and_then(|p| p.stats_of(binding.id))
         .unwrap_or_default();
+    let isolation = previous
+        .and_then(|p| p.bound.iter().find(|b| b.binding.id == binding.id))
+        .map(|b| b.isolation.clone())
+        .filter(|i| {
+            i.max_concurrency == binding.max_concurrency && i.breaker_policy == binding.breaker
+        })
+        .unwrap_or_else(|| Arc::new(Isolation::new(binding.max_concurrency, binding.breaker)));
     Ok(Bound {
         binding: binding.clone(),
         rule,
         stats,
         slot,
+        isolation,
     })
 }
 

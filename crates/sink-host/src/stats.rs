@@ -18,6 +18,12 @@ pub struct BindingStats {
     pub shadowed: AtomicU64,
     /// Total time spent in the sink, in microseconds.
     pub busy_micros: AtomicU64,
+    /// Calls not made because `max_concurrency` calls were in flight until the timeout.
+    pub busy: AtomicU64,
+    /// Calls not made because the circuit breaker was open.
+    pub broken: AtomicU64,
+    /// Times the circuit breaker opened.
+    pub breaker_opened: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -35,6 +41,12 @@ pub struct StatsSnapshot {
     pub shadowed: u64,
     /// See [`BindingStats::busy_micros`].
     pub busy_micros: u64,
+    /// See [`BindingStats::busy`].
+    pub busy: u64,
+    /// See [`BindingStats::broken`].
+    pub broken: u64,
+    /// See [`BindingStats::breaker_opened`].
+    pub breaker_opened: u64,
 }
 
 impl BindingStats {
@@ -48,6 +60,9 @@ impl BindingStats {
             timeouts: r(&self.timeouts),
             shadowed: r(&self.shadowed),
             busy_micros: r(&self.busy_micros),
+            busy: r(&self.busy),
+            broken: r(&self.broken),
+            breaker_opened: r(&self.breaker_opened),
         }
     }
 
