@@ -20,13 +20,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use postern_mailmsg::QueueId;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{AtPath, QueueError};
 use crate::index::{Extent, Index};
@@ -49,22 +49,32 @@ pub(crate) struct Checkpoint {
     pub(crate) live: BTreeMap<QueueId, (u64, u64)>,
 }
 
-impl Checkpoint {
-    /// What the index knows now.
+/// What the index knows now, taken under its lock and written after: flat lists, so that a
+/// large queue's checkpoint takes a few large allocations, not several small ones per message
+/// (which would stay behind in the process's heap once freed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    active: u64,
+    segments: Vec<(u64, Extent)>,
+    /// Each live message, with the segment and offset of its latest Message record.
+    live: Vec<(QueueId, u64, u64)>,
+}
+
+impl Snapshot {
     pub(crate) fn of(index: &Index) -> Self {
         Self {
             active: index.active(),
             segments: index.extents().collect(),
             live: index
                 .locations()
-                .map(|(id, at)| (id, (at.segment, at.offset)))
+                .map(|(id, at)| (id, at.segment, at.offset))
                 .collect(),
         }
     }
 }
 
-/// The file as written: a versioned struct of its own, like the records.
-#[derive(Debug, Serialize, Deserialize)]
+/// The file: a versioned struct of its own, like the records (as read; see `CheckpointOutV1`).
+#[derive(Debug, Deserialize)]
 struct CheckpointV1 {
     version: u32,
     active: u64,
@@ -79,42 +89,72 @@ struct SegmentV1 {
     records: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct LiveV1 {
     id: String,
     segment: u64,
     offset: u64,
 }
 
+/// [`CheckpointV1`] as written: the same JSON, serialized straight from a [`Snapshot`] without
+/// a string per message.
+#[derive(Serialize)]
+struct CheckpointOutV1<'a> {
+    version: u32,
+    active: u64,
+    segments: Vec<SegmentV1>,
+    live: LiveOut<'a>,
+}
+
+struct LiveOut<'a>(&'a [(QueueId, u64, u64)]);
+
+impl Serialize for LiveOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|&(id, segment, offset)| LiveOutV1 {
+            id,
+            segment,
+            offset,
+        }))
+    }
+}
+
+/// [`LiveV1`] as written.
+#[derive(Serialize)]
+struct LiveOutV1 {
+    #[serde(serialize_with = "as_text")]
+    id: QueueId,
+    segment: u64,
+    offset: u64,
+}
+
+fn as_text<S: Serializer>(id: &QueueId, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(id)
+}
+
 /// Writes the checkpoint (to a temporary file renamed over the old one); `durable` syncs the
 /// file and the directory before returning.
-pub(crate) fn save(dir: &Path, checkpoint: &Checkpoint, durable: bool) -> Result<(), QueueError> {
-    let wire = CheckpointV1 {
+pub(crate) fn save(dir: &Path, checkpoint: &Snapshot, durable: bool) -> Result<(), QueueError> {
+    let wire = CheckpointOutV1 {
         version: 1,
         active: checkpoint.active,
         segments: checkpoint
             .segments
             .iter()
-            .map(|(&number, extent)| SegmentV1 {
+            .map(|&(number, extent)| SegmentV1 {
                 number,
                 log_len: extent.log_len,
                 records: extent.records,
             })
             .collect(),
-        live: checkpoint
-            .live
-            .iter()
-            .map(|(id, &(segment, offset))| LiveV1 {
-                id: id.to_string(),
-                segment,
-                offset,
-            })
-            .collect(),
+        live: LiveOut(&checkpoint.live),
     };
-    let json = serde_json::to_vec(&wire).map_err(QueueError::Encode)?;
     let temp = dir.join(TEMP);
-    let mut file = File::create(&temp).at(&temp)?;
-    file.write_all(&json).at(&temp)?;
+    let file = File::create(&temp).at(&temp)?;
+    let mut out = BufWriter::new(file);
+    serde_json::to_writer(&mut out, &wire)
+        .map_err(io::Error::from)
+        .at(&temp)?;
+    let file = out.into_inner().map_err(|e| e.into_error()).at(&temp)?;
     if durable {
         file.sync_data().at(&temp)?;
     }
@@ -215,7 +255,7 @@ impl Saver {
     ) -> Result<(), QueueError> {
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let started = Instant::now();
-        let checkpoint = Checkpoint::of(&index.lock().unwrap_or_else(PoisonError::into_inner));
+        let checkpoint = Snapshot::of(&index.lock().unwrap_or_else(PoisonError::into_inner));
         save(&self.dir, &checkpoint, durable)?;
         *last = Last {
             at: Some(Instant::now()),
@@ -260,7 +300,12 @@ mod tests {
         checkpoint.segments.insert(6, extent);
         checkpoint.segments.insert(7, Extent::default());
         checkpoint.live.insert(QueueId::from_u128(5), (6, 1024));
-        save(dir.path(), &checkpoint, true).unwrap();
+        let snapshot = Snapshot {
+            active: 7,
+            segments: vec![(6, extent), (7, Extent::default())],
+            live: vec![(QueueId::from_u128(5), 6, 1024)],
+        };
+        save(dir.path(), &snapshot, true).unwrap();
         assert_eq!(load(dir.path()), Some(checkpoint));
         fs::write(dir.path().join(FILE), b"{\"version\": 1, \"act").unwrap();
         assert_eq!(load(dir.path()), None);

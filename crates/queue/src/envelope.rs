@@ -1,5 +1,5 @@
-//! The envelope part of a message: everything the queue keeps in memory for a live message, and
-//! everything an Update record carries. The content stays on disk.
+//! The envelope part of a message: what a Message record carries beside the content, and what an
+//! Update record carries. Neither stays in memory: the index keeps where the latest one is.
 
 use postern_mailmsg::{
     Content, Fate, MailMsg, MessageInfo, Properties, QueueId, Recipient, Sender,

@@ -1,6 +1,8 @@
 //! The in-memory index of live messages, rebuilt from the log at start-up and kept current by
-//! the writer. It holds envelopes and states, never content, and it knows which segments may be
-//! deleted.
+//! the writer. It holds, per message, its state, where its records are and the few fields a
+//! listing shows; never its envelope or content, which are read back from the log when needed,
+//! so the memory a message takes does not grow with its envelope. It also knows which segments
+//! may be deleted.
 //!
 //! Deletion rule: a segment may go when it is older than the active segment and older than every
 //! segment that holds the latest Message record of a live message, and only after every older
@@ -8,7 +10,9 @@
 //! every record written after a surviving Message record survives too (its later Updates and
 //! its Done); a record of a message that is Done, or a Message record superseded by a newer one,
 //! cannot change what recovery rebuilds. Deleting a newer segment first could remove a Done
-//! while its Message stays behind, and recovery would deliver that message again.
+//! while its Message stays behind, and recovery would deliver that message again. The record a
+//! live message's envelope is read from (its latest Update, or the Message record) comes after
+//! its Message record in the log, so the same rule keeps it on disk.
 
 use std::collections::BTreeMap;
 
@@ -26,17 +30,43 @@ pub(crate) struct Location {
     pub(crate) len: u64,
 }
 
-/// What the queue keeps in memory for one live message.
-#[derive(Debug, Clone)]
+/// What the queue keeps in memory for one live message: a fixed size, plus the sender's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     /// The latest Message record: the content is read back from there, and its segment stays
     /// on disk while the message is live.
     pub(crate) message_at: Location,
-    /// The latest envelope, from the Message record or a later Update.
-    pub(crate) envelope: Envelope,
+    /// The latest record carrying the envelope: the Message record, or an Update after it. It is
+    /// never older than `message_at`, so it stays on disk as long as that does.
+    pub(crate) envelope_at: Location,
     pub(crate) state: QueueState,
     pub(crate) content_len: u64,
     pub(crate) content_crc: u32,
+    /// What a listing shows of the latest envelope.
+    pub(crate) summary: Summary,
+}
+
+/// The few fields of an envelope that [`QueuedMessage`] shows, kept compact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    /// The sender's address, empty for the null reverse-path.
+    pub(crate) sender: Box<str>,
+    pub(crate) recipients: u32,
+    pub(crate) arrival_ms: u64,
+}
+
+impl Summary {
+    pub(crate) fn of(envelope: &Envelope) -> Self {
+        Self {
+            sender: envelope
+                .sender
+                .as_ref()
+                .map(|s| Box::from(s.address.as_str()))
+                .unwrap_or_default(),
+            recipients: u32::try_from(envelope.recipients.len()).unwrap_or(u32::MAX),
+            arrival_ms: envelope.info.arrival_ms,
+        }
+    }
 }
 
 /// How many live messages have their latest Message record in a segment, and how many octets
@@ -87,10 +117,11 @@ impl Index {
             } => {
                 let entry = Entry {
                     message_at: at,
-                    envelope,
+                    envelope_at: at,
                     state,
                     content_len,
                     content_crc,
+                    summary: Summary::of(&envelope),
                 };
                 if let Some(old) = self.entries.insert(id, entry) {
                     self.unpin(old.message_at);
@@ -105,7 +136,8 @@ impl Index {
                 state,
             } => {
                 if let Some(entry) = self.entries.get_mut(&id) {
-                    entry.envelope = envelope;
+                    entry.envelope_at = at;
+                    entry.summary = Summary::of(&envelope);
                     entry.state = state;
                 }
             }
@@ -224,15 +256,10 @@ fn summarize(id: QueueId, entry: &Entry) -> QueuedMessage {
     QueuedMessage {
         id,
         state: entry.state,
-        sender: entry
-            .envelope
-            .sender
-            .as_ref()
-            .map(|s| s.address.clone())
-            .unwrap_or_default(),
-        recipients: entry.envelope.recipients.len(),
+        sender: entry.summary.sender.to_string(),
+        recipients: entry.summary.recipients as usize,
         size: entry.content_len,
-        arrival_ms: entry.envelope.info.arrival_ms,
+        arrival_ms: entry.summary.arrival_ms,
     }
 }
 
@@ -309,6 +336,30 @@ mod tests {
         assert_eq!(index.live(), 1);
         assert!(index.get(QueueId::from_u128(7)).is_none());
         assert_eq!(index.deletable(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn an_update_moves_the_envelope_but_not_the_content() {
+        let mut index = index(&[1, 2]);
+        let id = QueueId::from_u128(1);
+        index.apply(message(1), at(1));
+        let envelope = Envelope {
+            recipients: vec![postern_mailmsg::Recipient::new("r@example.com")],
+            ..Envelope::default()
+        };
+        let state = QueueState::Deferred { until_ms: 5 };
+        index.apply(
+            Effect::Update {
+                id,
+                envelope,
+                state,
+            },
+            at(2),
+        );
+        let entry = index.get(id).unwrap();
+        assert_eq!((entry.message_at, entry.envelope_at), (at(1), at(2)));
+        assert_eq!((entry.state, entry.summary.recipients), (state, 1));
+        assert_eq!(index.oldest_pin().map(|(segment, _)| segment), Some(1));
     }
 
     #[test]

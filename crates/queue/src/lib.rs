@@ -18,9 +18,9 @@
 //! - `payload`: the payload of each record kind, and the effect a record has on the index.
 //! - `wire`: the versioned serde structs (`MessageV1`, `UpdateV1`, `DoneV1`) and their
 //!   conversions to and from `postern_mailmsg` types.
-//! - `envelope`: a MailMsg without content, what the index keeps per message.
-//! - `index`: live messages, their latest envelope, state and content location; which
-//!   segments may go.
+//! - `envelope`: a MailMsg without content, what Message and Update records carry.
+//! - `index`: live messages, their state, where their content and latest envelope are on disk,
+//!   and what a listing shows; which segments may go.
 //! - `recover`: reading the segments back, torn tails versus damage, lost messages;
 //!   [`Recovered`].
 //! - `checkpoint`: `checkpoint.json`, what the spool knew to be on disk, which recovery holds the
@@ -57,7 +57,9 @@
 //! live message's latest Message record is in them, which keeps what is left a suffix of the
 //! log. `docs/queue.md` has the states, files, transitions and the crash-safety argument.
 //!
-//! Content is not kept in memory: `load` reads it back from the latest Message record.
+//! Neither content nor envelopes are kept in memory: `load` reads the content back from the
+//! latest Message record and the envelope from the latest record carrying one, so a deferred
+//! message costs the index a small, fixed amount whatever its envelope holds.
 
 #![warn(missing_docs)]
 

@@ -7,7 +7,8 @@
 //! latest Message record of an id), so the old segment no longer holds anything live.
 //!
 //! It runs on the writer thread between batches: nothing else changes the index there, so the
-//! envelope it writes is the latest one and cannot undo an Update.
+//! envelope it writes — read back from the latest record carrying one — is the latest one and
+//! cannot undo an Update.
 //!
 //! When: compaction rewrites the oldest segment's live messages once they take less than half a
 //! segment, so the spool's size follows the live data (not the number of restarts: each start
@@ -64,8 +65,8 @@ pub(crate) fn batch(shared: &Shared, segment: u64, budget: u64) -> Result<Vec<Ap
         if !batch.is_empty() && bytes + entry.message_at.len > budget {
             break;
         }
-        let content = segment::read_content(&shared.segments_dir, id, entry.message_at)?;
-        let (frame, effect) = payload::message(id, entry.envelope, entry.state, &content)?;
+        let (envelope, content) = segment::read_message(&shared.segments_dir, id, &entry)?;
+        let (frame, effect) = payload::message(id, envelope, entry.state, &content)?;
         bytes += frame.len();
         batch.push(Append {
             frame,

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use postern_mailmsg::QueueId;
 
+use crate::envelope::Envelope;
 use crate::error::{AtPath, QueueError};
-use crate::index::Location;
-use crate::payload;
+use crate::index::{Entry, Location};
+use crate::payload::{self, Effect};
 use crate::record::{self, HEADER_LEN};
 
 /// The folder of segment files, inside the spool directory.
@@ -117,9 +118,55 @@ pub(crate) fn truncate(file: &File, path: &Path, len: u64) -> Result<(), QueueEr
     file.sync_all().at(path)
 }
 
-/// Reads the content of message `id` back from its Message record at `at` (a positional read
-/// of exactly the record), checking the record on the way.
-pub(crate) fn read_content(dir: &Path, id: QueueId, at: Location) -> Result<Bytes, QueueError> {
+/// The latest envelope and the content of the live message `id` whose entry is `entry`: the
+/// content from its Message record, the envelope from the latest record carrying one (the same
+/// record, or an Update after it).
+pub(crate) fn read_message(
+    dir: &Path,
+    id: QueueId,
+    entry: &Entry,
+) -> Result<(Envelope, Bytes), QueueError> {
+    let (effect, content) = read_record(dir, id, entry.message_at)?;
+    let content = content.ok_or_else(|| not_a(dir, entry.message_at, "Message"))?;
+    let envelope = if entry.envelope_at == entry.message_at {
+        envelope_of(effect)
+    } else {
+        read_envelope(dir, id, entry.envelope_at)?
+    };
+    Ok((envelope, content))
+}
+
+/// The envelope carried by the Message or Update record of message `id` at `at`.
+pub(crate) fn read_envelope(dir: &Path, id: QueueId, at: Location) -> Result<Envelope, QueueError> {
+    let (effect, _) = read_record(dir, id, at)?;
+    if matches!(effect, Effect::Done { .. }) {
+        return Err(not_a(dir, at, "Message or Update"));
+    }
+    Ok(envelope_of(effect))
+}
+
+fn envelope_of(effect: Effect) -> Envelope {
+    match effect {
+        Effect::Message { envelope, .. } | Effect::Update { envelope, .. } => envelope,
+        Effect::Done { .. } => Envelope::default(),
+    }
+}
+
+fn not_a(dir: &Path, at: Location, kind: &str) -> QueueError {
+    QueueError::Corrupt {
+        segment: path(dir, at.segment),
+        offset: at.offset,
+        reason: format!("not a {kind} record"),
+    }
+}
+
+/// The record of message `id` at `at` (a positional read of exactly the record, checked on the
+/// way): what it says, and the content of a Message record.
+fn read_record(
+    dir: &Path,
+    id: QueueId,
+    at: Location,
+) -> Result<(Effect, Option<Bytes>), QueueError> {
     let path = path(dir, at.segment);
     let bytes = read(&path, at)?;
     let corrupt = |reason: String| QueueError::Corrupt {
@@ -141,10 +188,9 @@ pub(crate) fn read_content(dir: &Path, id: QueueId, at: Location) -> Result<Byte
             effect.id()
         )));
     }
-    let content = content.ok_or_else(|| corrupt("not a Message record".to_owned()))?;
-    let start = HEADER_LEN + content.start;
-    let end = HEADER_LEN + content.end;
-    Ok(Bytes::from(bytes).slice(start..end))
+    let content = content
+        .map(|range| Bytes::from(bytes).slice(HEADER_LEN + range.start..HEADER_LEN + range.end));
+    Ok((effect, content))
 }
 
 fn read(path: &Path, at: Location) -> Result<Vec<u8>, QueueError> {

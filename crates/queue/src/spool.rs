@@ -225,29 +225,37 @@ impl Spool {
     }
 
     /// Reads a queued message back: its content from the latest Message record on disk, its
-    /// envelope as last updated.
+    /// envelope from the latest record carrying one (that Message record or a later Update).
     pub async fn load(&self, id: QueueId) -> Result<MailMsg, QueueError> {
         // The writer may rewrite a message into a newer segment and delete the old one between
         // looking the id up and reading; the second lookup then finds the new place.
         let mut attempts = 0;
         loop {
-            let (at, envelope) = {
-                let index = self.inner.shared.index();
-                let entry = index.get(id).ok_or(QueueError::UnknownId(id))?;
-                (entry.message_at, entry.envelope.clone())
-            };
+            let entry = self
+                .inner
+                .shared
+                .index()
+                .get(id)
+                .cloned()
+                .ok_or(QueueError::UnknownId(id))?;
             let dir = self.inner.shared.segments_dir.clone();
-            let read = tokio::task::spawn_blocking(move || segment::read_content(&dir, id, at))
+            let places = (entry.message_at, entry.envelope_at);
+            let read = tokio::task::spawn_blocking(move || segment::read_message(&dir, id, &entry))
                 .await
                 .map_err(|e| QueueError::Task(e.to_string()))?;
             match read {
-                Ok(content) => return Ok(envelope.into_msg(id, Content::new(content))),
+                Ok((envelope, content)) => return Ok(envelope.into_msg(id, Content::new(content))),
                 Err(error) => {
                     attempts += 1;
-                    let now_at = self.inner.shared.index().get(id).map(|e| e.message_at);
-                    match now_at {
+                    let now = self
+                        .inner
+                        .shared
+                        .index()
+                        .get(id)
+                        .map(|e| (e.message_at, e.envelope_at));
+                    match now {
                         None => return Err(QueueError::UnknownId(id)),
-                        Some(now_at) if now_at != at && attempts < 3 => {}
+                        Some(now) if now != places && attempts < 3 => {}
                         Some(_) => return Err(error),
                     }
                 }

@@ -23,6 +23,7 @@ use crate::error::QueueError;
 use crate::payload::{self, Effect};
 use crate::record::{Frame, MAX_PAYLOAD};
 use crate::relocate;
+use crate::segment;
 use crate::spare;
 use crate::spool::Shared;
 use crate::state::QueueState;
@@ -352,11 +353,15 @@ fn state_update(
             envelope.clone()
         }
         Some(Effect::Done { .. }) => return Err(QueueError::UnknownId(id)),
-        None => shared
-            .index()
-            .get(id)
-            .map(|entry| entry.envelope.clone())
-            .ok_or(QueueError::UnknownId(id))?,
+        None => {
+            let at = shared
+                .index()
+                .get(id)
+                .map(|entry| entry.envelope_at)
+                .ok_or(QueueError::UnknownId(id))?;
+            // Only this thread changes the index or retires segments, so the record is there.
+            segment::read_envelope(&shared.segments_dir, id, at)?
+        }
     };
     payload::update(id, envelope, state)
 }
@@ -366,7 +371,6 @@ mod tests {
     use super::*;
     use crate::index::Index;
     use crate::options::SpoolOptions;
-    use crate::segment;
     use crate::spare::Spares;
     use bytes::Bytes;
     use postern_mailmsg::Recipient;
@@ -475,7 +479,8 @@ mod tests {
         }
         let entry = rig.shared.index().get(id).unwrap().clone();
         assert_eq!(entry.state, QueueState::Held);
-        assert_eq!(entry.envelope, envelope);
+        let latest = segment::read_envelope(&rig.shared.segments_dir, id, entry.envelope_at);
+        assert_eq!(latest.unwrap(), envelope);
         assert_eq!(rig.shared.stats().batches, 1);
     }
 

@@ -133,3 +133,65 @@ async fn a_closed_spool_refuses_its_clones() {
     let err = clone.store(&simple_message(ids().next_id())).await;
     assert!(matches!(err, Err(QueueError::Closed)));
 }
+
+/// The index keeps where a message's latest envelope is, not the envelope: after several
+/// Updates, each in a segment of its own, `load` must read the latest one back, before and after
+/// a restart, and after compaction has rewritten the message into a new Message record.
+#[tokio::test]
+async fn an_envelope_updated_several_times_loads_back_as_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = ids().next_id();
+    let no_compaction = SpoolOptions {
+        compact: false,
+        ..common::tiny_segments()
+    };
+    let spool = open(dir.path(), no_compaction.clone()).await;
+    let mut msg = full_message(id);
+    spool.store(&msg).await.unwrap();
+    let mut state = QueueState::Queued;
+    for attempt in 1..=3i64 {
+        msg.recipients[0].status = RecipientStatus::Deferred {
+            reason: format!("451 4.4.1 attempt {attempt} timed out"),
+        };
+        msg.recipients[0].next_hop = Some(format!("smtp:mx{attempt}.example.com"));
+        msg.recipients[1].properties.set("attempts", attempt);
+        msg.properties.set("attempts", attempt);
+        msg.info.helo = format!("client{attempt}.example.org");
+        state = QueueState::Deferred {
+            until_ms: 1_700_000_000_000 + attempt.unsigned_abs() * 60_000,
+        };
+        spool.update(&msg, state).await.unwrap();
+        assert_same(&spool.load(id).await.unwrap(), &msg);
+    }
+    spool.settle().await.unwrap();
+    // The Message record and each Update went to segments of their own.
+    assert!(spool.stats().segments >= 4, "{:?}", spool.stats());
+    spool.close().await.unwrap();
+
+    let (spool, recovered) = Spool::open(dir.path(), no_compaction.clone())
+        .await
+        .unwrap();
+    assert_eq!(recovered.live.len(), 1);
+    assert_eq!(recovered.live[0].state, state);
+    assert_same(&spool.load(id).await.unwrap(), &msg);
+    assert_eq!(spool.stats().relocated, 0);
+    spool.close().await.unwrap();
+
+    // Compaction rewrites the message out of its old segment, with the latest envelope.
+    let spool = open(dir.path(), common::small_segments()).await;
+    spool.settle().await.unwrap();
+    assert_eq!(spool.stats().relocated, 1);
+    assert_same(&spool.load(id).await.unwrap(), &msg);
+    // A hold keeps the latest envelope too, read back by the writer.
+    spool.set_state(id, QueueState::Held).await.unwrap();
+    assert_same(&spool.load(id).await.unwrap(), &msg);
+    spool.close().await.unwrap();
+
+    let (spool, recovered) = Spool::open(dir.path(), common::small_segments())
+        .await
+        .unwrap();
+    assert_eq!(recovered.live[0].state, QueueState::Held);
+    assert_eq!(recovered.live[0].recipients, msg.recipients.len());
+    assert_same(&spool.load(id).await.unwrap(), &msg);
+    spool.close().await.unwrap();
+}
