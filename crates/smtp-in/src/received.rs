@@ -5,7 +5,13 @@ use postern_sink_api::SessionInfo;
 
 /// Builds the value of the Received: field for a message arriving in a session, on one line
 /// (well under the 998-octet line limit) so it needs no folding.
-pub(crate) fn value(msg: &MailMsg, session: &SessionInfo, by: &str, now_secs: i64) -> String {
+pub(crate) fn value(
+    msg: &MailMsg,
+    session: &SessionInfo,
+    tls: Option<&str>,
+    by: &str,
+    now_secs: i64,
+) -> String {
     let helo = session.helo.as_deref().unwrap_or("unknown");
     let ip = session.remote.ip();
     let ip = match ip {
@@ -24,7 +30,14 @@ pub(crate) fn value(msg: &MailMsg, session: &SessionInfo, by: &str, now_secs: i6
         [only] => format!(" for <{}>", only.address),
         _ => String::new(),
     };
-    format!("from {helo} ([{ip}]) by {by} (Postern) with {protocol} id {id}{recipient}; {date}")
+    // The TLS version and cipher go in a comment, where Postfix and Sendmail put them.
+    let tls = match tls.and_then(|t| t.split_once(' ')) {
+        Some((version, cipher)) => format!(" (using {version} with cipher {cipher})"),
+        None => String::new(),
+    };
+    format!(
+        "from {helo} ([{ip}]){tls} by {by} (Postern) with {protocol} id {id}{recipient}; {date}"
+    )
 }
 
 /// The protocol name of RFC 3848 (`SMTP`, `ESMTP`, `UTF8SMTP`, with `S` for TLS and `A` for AUTH).
