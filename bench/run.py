@@ -9,7 +9,8 @@ the servers taking turns in a rotating order with the disk flushed and settled b
 measurement, and the median is reported, with the CPU time per message of each server read
 from /proc.
 
-`--relay` and `--deferred N` run the scenarios of bench/relay.py and bench/deferred.py instead;
+`--relay`, `--tls` and `--deferred N` run the scenarios of bench/relay.py, bench/tls.py and
+bench/deferred.py instead;
 bench/servers.py has what they share.
 """
 
@@ -23,6 +24,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import deferred  # noqa: E402
 import relay  # noqa: E402
+import tls  # noqa: E402
 from servers import WORK, Postern, Postfix, quiesce, smtp_source  # noqa: E402
 
 
@@ -56,6 +58,8 @@ def main():
     ap.add_argument("--idle", type=int, default=0, help="hold N idle connections and measure memory")
     ap.add_argument("--relay", action="store_true",
                     help="instead: both servers relay to one smtp-sink (bench/relay.py)")
+    ap.add_argument("--tls", action="store_true",
+                    help="instead: STARTTLS sessions/s and 20 TLS sessions (bench/tls.py)")
     ap.add_argument("--deferred", type=int, default=0, metavar="N",
                     help="instead: N messages deferred, memory and restart (bench/deferred.py)")
     args = ap.parse_args()
@@ -66,7 +70,9 @@ def main():
         relay.run(runs, scale, args.only)
     if args.deferred:
         deferred.run(max(1000, int(args.deferred * (0.1 if args.quick else 1))))
-    if not (args.relay or args.deferred):
+    if args.tls:
+        tls.run(runs, scale, args.only)
+    if not (args.relay or args.deferred or args.tls):
         accept_and_discard(args, runs, scale)
 
 
