@@ -60,3 +60,49 @@ pub(crate) fn protocol(session: &SessionInfo, msg: &MailMsg) -> &'static str {
         (true, true, true, true) => "UTF8SMTPSA",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(tls: bool, auth: bool) -> SessionInfo {
+        SessionInfo {
+            id: 1,
+            remote: "192.0.2.7:40000".parse().unwrap(),
+            local: "192.0.2.1:25".parse().unwrap(),
+            helo: Some("client.test".into()),
+            esmtp: true,
+            tls,
+            auth_user: auth.then(|| "alice".into()),
+            may_relay: false,
+        }
+    }
+
+    #[test]
+    fn tls_sessions_say_esmtps_and_record_version_and_cipher() {
+        let msg = MailMsg::default();
+        let cases = [
+            ("clear", session(false, false), None, " with ESMTP id", ""),
+            (
+                "tls",
+                session(true, false),
+                Some("TLSv1.3 TLS_AES_256_GCM_SHA384"),
+                " with ESMTPS id",
+                "([192.0.2.7]) (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384) by mx.test",
+            ),
+            (
+                "tls and auth",
+                session(true, true),
+                Some("TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+                " with ESMTPSA id",
+                "(using TLSv1.2 with cipher TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
+            ),
+        ];
+        for (name, info, tls, protocol, comment) in cases {
+            let value = value(&msg, &info, tls, "mx.test", 0);
+            assert!(value.contains(protocol), "{name}: {value}");
+            assert!(value.contains(comment), "{name}: {value}");
+            assert_eq!(value.contains("using"), tls.is_some(), "{name}: {value}");
+        }
+    }
+}
