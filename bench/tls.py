@@ -74,12 +74,13 @@ class Conversation:
                 line, self.buf = self.buf[:end], self.buf[end + 2:]
                 if line[3:4] != b"-":
                     if not line.startswith(want):
-                        raise SystemExit(f"wanted {want!r}, got {line!r}")
+                        # Not SystemExit: in a pool worker that would hang the pool.
+                        raise RuntimeError(f"wanted {want!r}, got {line!r}")
                     return
                 end = self.buf.find(b"\r\n")
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise SystemExit("connection closed")
+                raise RuntimeError("connection closed")
             self.buf += chunk
 
     def say(self, line, want):
