@@ -9,7 +9,8 @@ the servers taking turns in a rotating order with the disk flushed and settled b
 measurement, and the median is reported, with the CPU time per message of each server read
 from /proc.
 
-`--relay` and `--deferred N` run the scenarios of bench/relay.py and bench/deferred.py instead;
+`--relay`, `--tls` and `--deferred N` run the scenarios of bench/relay.py, bench/tls.py and
+bench/deferred.py instead;
 bench/servers.py has what they share.
 """
 
@@ -25,6 +26,7 @@ import deferred  # noqa: E402
 import relay  # noqa: E402
 import servers  # noqa: E402
 import sinks  # noqa: E402
+import tls  # noqa: E402
 from servers import WORK, Postern, Postfix, free_port, quiesce, smtp_source  # noqa: E402
 
 
@@ -58,6 +60,8 @@ def main():
     ap.add_argument("--idle", type=int, default=0, help="hold N idle connections and measure memory")
     ap.add_argument("--relay", action="store_true",
                     help="instead: both servers relay to one smtp-sink (bench/relay.py)")
+    ap.add_argument("--tls", action="store_true",
+                    help="instead: STARTTLS sessions/s and 20 TLS sessions (bench/tls.py)")
     ap.add_argument("--deferred", type=int, default=0, metavar="N",
                     help="instead: N messages deferred, memory and restart (bench/deferred.py)")
     sinks_options(ap)
@@ -71,7 +75,9 @@ def main():
         relay.run(runs, scale, args.only)
     if args.deferred:
         deferred.run(max(1000, int(args.deferred * (0.1 if args.quick else 1))))
-    if not (args.relay or args.deferred):
+    if args.tls:
+        tls.run(runs, scale, args.only)
+    if not (args.relay or args.deferred or args.tls):
         accept_and_discard(args, runs, scale)
 
 

@@ -151,6 +151,11 @@ impl<'a> Problems<'a> {
         });
     }
 
+    /// The position of byte `offset`, kept in the configuration for a later check.
+    pub(crate) fn position(&self, offset: usize) -> Position {
+        Position::of(self.text, offset)
+    }
+
     /// The line of byte `offset`, to point at an earlier definition.
     pub(crate) fn line_of(&self, offset: usize) -> usize {
         Position::of(self.text, offset).line

@@ -22,6 +22,8 @@
 //!
 //! [[listener]]                   # at least one
 //! address = "127.0.0.1:2525"     # required: IP:port ("[::1]:2525" for IPv6)
+//! mode = "smtp"                  # "smtp", "submission" (STARTTLS and AUTH before MAIL)
+//!                                # or "submissions" (implicit TLS, AUTH before MAIL)
 //!
 //! [[domain]]                     # local domains, delivered to local mailboxes
 //! name = "localhost"             # required; stored lower-case; duplicates are errors
@@ -53,6 +55,10 @@
 //! format = "text"                # "text" or "json"
 //! level = "info"                 # a tracing EnvFilter directive
 //!
+//! [tls]                          # default: a self-signed certificate made in data_dir/tls/
+//! certificate = "tls/cert.pem"   # PEM chain, leaf first; relative to data_dir; with `key`
+//! key = "tls/key.pem"            # PEM private key; reloaded when either file changes
+//!
 //! [queue]
 //! segment_size = "32M"           # one spool segment file (and each pre-written spare)
 //! disk_reserve = "5%"            # or "1GiB": below it, no new mail; default: max(1 GiB, 5%)
@@ -76,6 +82,7 @@
 //! - `parse`: text to [`Config`] — TOML syntax, then shape, then validation.
 //! - `raw`: the file as written — serde structs keeping the span of every value.
 //! - `validate`: defaults, checks, and the gathering of every problem.
+//! - `inbound`: listener modes and `[tls]`; `outbound`: `[dns]`, `[delivery]`, route TLS.
 //! - `names`: the syntax of domains, domain patterns, local parts, smarthosts and networks.
 //! - `units`: durations and sizes.
 //! - `locate`: the field at a byte offset, for the errors `toml` reports by span only.
@@ -94,6 +101,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod inbound;
 mod locate;
 mod model;
 mod names;
@@ -107,6 +115,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors, Position};
+pub use inbound::{ListenerMode, Tls, TlsFiles};
 pub use model::{
     Config, Delivery, DiskReserve, Dns, DomainPattern, Limits, Listener, LocalDomain, Log,
     LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
@@ -162,6 +171,7 @@ fn built_in_default() -> Config {
         data_dir,
         listeners: vec![Listener {
             address: SocketAddr::from((Ipv4Addr::LOCALHOST, 2525)),
+            mode: ListenerMode::Smtp,
         }],
         domains: vec![LocalDomain {
             name: "localhost".to_owned(),
@@ -174,6 +184,7 @@ fn built_in_default() -> Config {
         dns: Dns::default(),
         delivery: Delivery::default(),
         queue: Queue::default(),
+        tls: Tls::default(),
         source: Source::Embedded,
     }
 }

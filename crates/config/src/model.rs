@@ -37,6 +37,8 @@ pub struct Config {
     pub delivery: Delivery,
     /// The spool (`[queue]`).
     pub queue: Queue,
+    /// The server's certificate (`[tls]`).
+    pub tls: crate::Tls,
     /// Where this configuration came from.
     pub source: Source,
 }
@@ -46,6 +48,8 @@ pub struct Config {
 pub struct Listener {
     /// The socket address to bind.
     pub address: SocketAddr,
+    /// What the listener is for (`mode`; default `smtp`).
+    pub mode: crate::ListenerMode,
 }
 
 /// A domain whose mail is delivered to local mailboxes.
@@ -372,6 +376,16 @@ impl Config {
             .min_by_key(|route| route.domain.specificity())
     }
 
+    /// The certificate and key files named by `[tls]`, resolved against the data folder (an
+    /// absolute path stays as it is); `None` when the self-signed default applies.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        let files = self.tls.files.as_ref()?;
+        Some((
+            self.data_dir.join(&files.certificate),
+            self.data_dir.join(&files.key),
+        ))
+    }
+
     /// Applies command-line overrides (see [`Overrides`]). A host name is checked as the file's
     /// `hostname` is; when it is refused the error says why and nothing is changed.
     pub fn apply_overrides(&mut self, overrides: &Overrides) -> Result<(), String> {
@@ -389,7 +403,10 @@ impl Config {
             self.listeners = overrides
                 .listen
                 .iter()
-                .map(|&address| Listener { address })
+                .map(|&address| Listener {
+                    address,
+                    mode: crate::ListenerMode::Smtp,
+                })
                 .collect();
         }
         if let Some(hostname) = &overrides.hostname {

@@ -27,6 +27,15 @@ pub(crate) struct RawConfig {
     pub(crate) dns: RawDns,
     pub(crate) delivery: RawDelivery,
     pub(crate) queue: RawQueue,
+    pub(crate) tls: RawTls,
+}
+
+/// `[tls]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawTls {
+    pub(crate) certificate: Option<Spanned<String>>,
+    pub(crate) key: Option<Spanned<String>>,
 }
 
 /// `[dns]`.
@@ -53,6 +62,8 @@ pub(crate) struct RawDelivery {
 #[serde(deny_unknown_fields, expecting = "a table with an address")]
 pub(crate) struct RawListener {
     pub(crate) address: Spanned<String>,
+    #[serde(default)]
+    pub(crate) mode: Option<Spanned<String>>,
 }
 
 /// `[[domain]]`.

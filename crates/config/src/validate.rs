@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::error::Problems;
+use crate::inbound::ListenerMode;
 use crate::model::{
     Config, DiskReserve, DomainPattern, Limits, Listener, LocalDomain, Log, LogFormat, Queue,
     Route, Source, Users,
@@ -64,6 +65,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
     let dns = crate::outbound::dns(raw.dns, problems);
     let delivery = crate::outbound::delivery(raw.delivery, problems);
     let queue = queue(raw.queue, problems);
+    let tls = crate::inbound::tls(raw.tls, problems);
     Config {
         hostname,
         data_dir,
@@ -77,6 +79,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
         dns,
         delivery,
         queue,
+        tls,
         source,
     }
 }
@@ -100,13 +103,18 @@ fn listeners(raw: Option<Spanned<Vec<RawListener>>>, problems: &mut Problems<'_>
     if raw.get_ref().is_empty() {
         problems.at(raw.span(), "listener", NONE);
     }
-    let mut seen: Vec<(SocketAddr, Range<usize>)> = Vec::new();
+    let mut seen: Vec<(SocketAddr, ListenerMode, Range<usize>)> = Vec::new();
     for (i, listener) in raw.into_inner().into_iter().enumerate() {
+        let mode = crate::inbound::mode(listener.mode, i, problems);
         let field = format!("listener[{i}].address");
         let (text, span) = (listener.address.get_ref(), listener.address.span());
         match text.parse::<SocketAddr>() {
             Ok(address) => {
-                if let Some((_, first)) = seen.iter().find(|(other, _)| *other == address) {
+                // Port 0 asks the system for a free port: two of those never collide.
+                let first = seen
+                    .iter()
+                    .find(|(other, _, _)| *other == address && address.port() != 0);
+                if let Some((_, _, first)) = first {
                     let line = problems.line_of(first.start);
                     problems.at(
                         span,
@@ -114,7 +122,7 @@ fn listeners(raw: Option<Spanned<Vec<RawListener>>>, problems: &mut Problems<'_>
                         format!("duplicate listener {address} (first on line {line})"),
                     );
                 } else {
-                    seen.push((address, span));
+                    seen.push((address, mode, span));
                 }
             }
             Err(_) => problems.at(
@@ -128,7 +136,7 @@ fn listeners(raw: Option<Spanned<Vec<RawListener>>>, problems: &mut Problems<'_>
         }
     }
     seen.into_iter()
-        .map(|(address, _)| Listener { address })
+        .map(|(address, mode, _)| Listener { address, mode })
         .collect()
 }
 

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_config::{
-    Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, Limits, Listener, LocalDomain,
-    Log, LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
+    Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, Limits, Listener, ListenerMode,
+    LocalDomain, Log, LogFormat, Overrides, Position, Queue, Route, RouteTls, Source, Tls,
+    TlsFiles, Users,
 };
 
 const FULL: &str = r#"
@@ -18,6 +19,7 @@ address = "0.0.0.0:25"
 
 [[listener]]
 address = "[::]:587"
+mode = "submission"
 
 [[domain]]
 name = "Example.COM"
@@ -81,7 +83,21 @@ level = "postern_smtp_in=debug,info"
 [queue]
 segment_size = "8MiB"
 disk_reserve = "7%"
+
+[tls]
+certificate = "/etc/postern/cert.pem"
+key = "tls/key.pem"
 "#;
+
+/// The position of the first `needle` in `text`.
+fn position_of(text: &str, needle: &str) -> Position {
+    let offset = text.find(needle).expect("needle");
+    let before = &text[..offset];
+    Position {
+        line: before.matches('\n').count() + 1,
+        column: before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1,
+    }
+}
 
 fn full() -> Config {
     Config::parse(FULL, Source::File(PathBuf::from("postern.toml"))).expect("FULL is valid")
@@ -106,9 +122,11 @@ fn full_example_parses_to_the_expected_values() {
         listeners: vec![
             Listener {
                 address: "0.0.0.0:25".parse().expect("address"),
+                mode: ListenerMode::Smtp,
             },
             Listener {
                 address: "[::]:587".parse().expect("address"),
+                mode: ListenerMode::Submission,
             },
         ],
         domains: vec![
@@ -182,9 +200,24 @@ fn full_example_parses_to_the_expected_values() {
             segment_size: 8 << 20,
             disk_reserve: Some(DiskReserve::Percent(7)),
         },
+        tls: Tls {
+            files: Some(TlsFiles {
+                certificate: PathBuf::from("/etc/postern/cert.pem"),
+                key: PathBuf::from("tls/key.pem"),
+                certificate_at: position_of(FULL, "\"/etc/postern/cert.pem\""),
+                key_at: position_of(FULL, "\"tls/key.pem\""),
+            }),
+        },
         source: Source::File(PathBuf::from("postern.toml")),
     };
     assert_eq!(full(), want);
+    assert_eq!(
+        want.tls_files(),
+        Some((
+            PathBuf::from("/etc/postern/cert.pem"),
+            PathBuf::from("/var/lib/postern/tls/key.pem")
+        ))
+    );
 }
 
 #[test]
@@ -197,6 +230,7 @@ fn embedded_default_parses() {
         config.listeners,
         [Listener {
             address: SocketAddr::from(([127, 0, 0, 1], 2525)),
+            mode: ListenerMode::Smtp,
         }]
     );
     assert_eq!(

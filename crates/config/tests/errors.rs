@@ -300,6 +300,26 @@ const CASES: &[Case] = &[
         "[[listener]]\naddress = \"127.0.0.1:2525\"\n",
         (2, 11, "listener[1].address", "duplicate listener"),
     ),
+    case(
+        "unknown listener mode",
+        "[[listener]]\naddress = \"127.0.0.1:587\"\nmode = \"smtps\"\n",
+        (3, 8, "listener[1].mode", "unknown listener mode \"smtps\""),
+    ),
+    case(
+        "tls certificate without its key",
+        "[tls]\ncertificate = \"cert.pem\"\n",
+        (2, 15, "tls.key", "needs its private key"),
+    ),
+    case(
+        "tls key without its certificate",
+        "[tls]\nkey = \"key.pem\"\n",
+        (2, 7, "tls.certificate", "needs its certificate"),
+    ),
+    case(
+        "empty tls certificate",
+        "[tls]\ncertificate = \"\"\nkey = \"key.pem\"\n",
+        (2, 15, "tls.certificate", "must not be empty"),
+    ),
     top(
         "bad host name",
         "hostname = \"mx_1.example\"\n",

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use postern_config::Overrides;
+use postern_config::{Config, ConfigError, Overrides};
+use postern_smtp_in::{Tls, TlsError};
 
 use crate::cli::CheckArgs;
 use crate::setup;
@@ -17,6 +18,10 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         }
     };
     setup::announce(&config);
+    if let Some(error) = certificate_problem(&config) {
+        eprintln!("{error}");
+        return Ok(ExitCode::from(2));
+    }
     let registry = postern_sink_host::registry::load(&config.bindings_file)
         .map_err(|e| e.to_string())
         .and_then(|bindings| {
@@ -45,4 +50,35 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// A configured certificate the listeners cannot get: every mode needs one (`smtp` offers
+/// STARTTLS with it; `submission` and `submissions` cannot work without it). Without `[tls]`
+/// the self-signed default applies, made at the first start.
+fn certificate_problem(config: &Config) -> Option<ConfigError> {
+    let files = config.tls.files.as_ref()?;
+    let (certificate, key) = config.tls_files()?;
+    let error = Tls::check(&certificate, &key).err()?;
+    let on_key = match &error {
+        TlsError::Read { path, .. } => *path == key,
+        TlsError::NoKey { .. } | TlsError::Unusable { .. } => true,
+        TlsError::NoCertificate { .. } | TlsError::SelfSigned { .. } => false,
+    };
+    let (field, position) = if on_key {
+        ("tls.key", files.key_at)
+    } else {
+        ("tls.certificate", files.certificate_at)
+    };
+    let needing = config
+        .listeners
+        .iter()
+        .map(|l| format!("{} on {}", l.mode.as_str(), l.address))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(ConfigError {
+        origin: config.source.clone(),
+        position: Some(position),
+        field: Some(field.to_owned()),
+        message: format!("{error}; the listeners ({needing}) need this certificate"),
+    })
 }

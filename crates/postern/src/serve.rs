@@ -100,40 +100,43 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     // Before the listening line: a SIGTERM sent as soon as it is read must close the queue.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // Before any listener opens: a certificate that cannot be had stops the start.
+    let tls = Arc::new(postern_smtp_in::Tls::load(&config).context("loading the TLS certificate")?);
     let addresses: Vec<_> = config.listeners.iter().map(|l| l.address).collect();
     let listeners = postern_smtp_in::bind(&addresses).await?;
     {
         // The bound addresses go to standard output (port 0 picks a free port), one a line, in
         // the log's format so that a JSON log reader can take standard output too.
         let mut out = std::io::stdout().lock();
-        for listener in &listeners {
+        for (listener, spec) in listeners.iter().zip(&config.listeners) {
             let address = listener.local_addr()?;
+            let mode = spec.mode.as_str();
             match config.log.format {
-                LogFormat::Text => writeln!(out, "listening smtp {address}")?,
+                LogFormat::Text => writeln!(out, "listening {mode} {address}")?,
                 LogFormat::Json => writeln!(
                     out,
                     "{}",
                     serde_json::json!({
                         "message": "listening",
                         "protocol": "smtp",
+                        "mode": mode,
                         "address": address.to_string(),
                         "port": address.port(),
                     })
                 )?,
             }
-            info!(protocol = "smtp", %address, port = address.port(), "listening");
+            info!(protocol = "smtp", mode, %address, port = address.port(), "listening");
         }
         out.flush()?;
     }
-    let server = Arc::new(Server::new(
-        config.clone(),
-        host,
-        spool.clone(),
-        ids,
-        shutdown,
-        inbox,
-    ));
+    let server = Arc::new(
+        Server::new(config.clone(), host, spool.clone(), ids, shutdown, inbox).with_tls(tls),
+    );
     info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "postern started");
+    let listeners = listeners
+        .into_iter()
+        .zip(config.listeners.iter().map(|l| l.mode))
+        .collect();
     let serving = tokio::spawn(postern_smtp_in::serve(server, listeners));
 
     tokio::select! {

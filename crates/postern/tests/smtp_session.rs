@@ -70,7 +70,8 @@ fn every_simple_verb_answers_as_rfc_5321_says() {
         ("VRFY without argument", "VRFY", 501),
         ("HELP", "HELP", 214),
         ("EXPN is not offered", "EXPN list", 502),
-        ("STARTTLS is not offered here", "STARTTLS", 502),
+        // STARTTLS itself is offered (the self-signed default): tests/tls.rs.
+        ("STARTTLS with an argument", "STARTTLS now", 501),
         ("RSET", "RSET", 250),
         ("unknown verb", "XYZZY", 500),
         ("EHLO without a domain", "EHLO", 501),

@@ -154,6 +154,7 @@ where
         let trace = received::value(
             &msg,
             &self.st.info,
+            self.st.tls.as_deref(),
             &server.hostname,
             (now_ms / 1000) as i64,
         );
@@ -187,6 +188,7 @@ where
         info.remote_port = st.info.remote.port();
         info.helo = st.info.helo.clone().unwrap_or_default();
         info.auth_user = st.info.auth_user.clone();
+        info.tls = st.tls.clone();
         info.received_by = st.server.hostname.clone();
         info.session_id = st.info.id;
         info.protocol = protocol;

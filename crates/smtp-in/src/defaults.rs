@@ -8,7 +8,7 @@ use postern_sink_host::DefaultSink;
 
 use crate::intake::Intake;
 use crate::session::State;
-use crate::{bdat, data, ehlo, mail, minor, rcpt};
+use crate::{bdat, data, ehlo, mail, minor, rcpt, starttls};
 
 /// A change to the session that waits for a positive reply.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub(crate) enum Staged {
     Bdat(Option<Intake>),
     Reset,
     Quit,
+    /// STARTTLS accepted: the handshake follows the 220.
+    StartTls,
 }
 
 /// The default sink of the command being handled.
@@ -68,7 +70,8 @@ impl Defaults<'_> {
             "QUIT" => minor::quit(),
             "VRFY" => minor::vrfy(command),
             "HELP" => minor::help(),
-            "EXPN" | "STARTTLS" | "AUTH" => minor::not_implemented(),
+            "STARTTLS" => starttls::starttls(st, command),
+            "EXPN" | "AUTH" => minor::not_implemented(),
             _ => minor::unknown(),
         }
     }

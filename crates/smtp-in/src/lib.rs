@@ -13,6 +13,9 @@
 //! - `defaults`: the default sink of each `inbound:VERB` event, one module per verb:
 //!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …).
 //! - `received`: the Received: trace field; `reply`: every reply text the session sends.
+//! - `tls`: the certificate (configured, or self-signed in `DATA/tls/`) and its reload;
+//!   `conn`: the connection in clear or encrypted; `starttls`: STARTTLS and the implicit-TLS
+//!   handshake; `role`: what a listener's mode requires before MAIL.
 //!
 //! # Design
 //! The session is generic over its stream. Replies are buffered and written when no complete
@@ -30,6 +33,7 @@
 
 mod bdat;
 mod budget;
+mod conn;
 mod data;
 mod defaults;
 mod dot;
@@ -42,10 +46,13 @@ mod minor;
 mod rcpt;
 mod received;
 mod reply;
+mod role;
 pub mod session;
+mod starttls;
 mod state;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,6 +64,7 @@ use postern_sink_host::Host;
 use tokio::sync::{mpsc, watch};
 
 pub use listener::{Connections, bind, serve};
+pub use tls::{Tls, TlsError};
 
 use crate::budget::Budget;
 
@@ -86,6 +94,8 @@ pub struct Server {
     pub(crate) budget: Budget,
     /// Where messages past the spill threshold are kept while they arrive (unnamed files).
     pub(crate) spill_dir: PathBuf,
+    /// The certificate for STARTTLS and implicit TLS; without it STARTTLS is not offered.
+    pub(crate) tls: Option<Arc<Tls>>,
 }
 
 impl Server {
@@ -109,7 +119,14 @@ impl Server {
             shutdown,
             connections: Arc::new(Connections::default()),
             inbox,
+            tls: None,
         }
+    }
+
+    /// Offers STARTTLS and serves implicit-TLS listeners with this certificate.
+    pub fn with_tls(mut self, tls: Arc<Tls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Hands a durable message to the transport, waiting for room when the transport is

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use postern_config::ListenerMode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
@@ -88,10 +89,10 @@ pub async fn bind(addresses: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
 
 /// Accepts connections until shutdown, then waits for sessions to finish (at most the grace
 /// period of the configuration).
-pub async fn serve(server: Arc<Server>, listeners: Vec<TcpListener>) {
+pub async fn serve(server: Arc<Server>, listeners: Vec<(TcpListener, ListenerMode)>) {
     let mut tasks = Vec::new();
-    for listener in listeners {
-        tasks.push(tokio::spawn(accept_loop(server.clone(), listener)));
+    for (listener, mode) in listeners {
+        tasks.push(tokio::spawn(accept_loop(server.clone(), listener, mode)));
     }
     for task in tasks {
         let _ = task.await;
@@ -110,7 +111,7 @@ pub async fn serve(server: Arc<Server>, listeners: Vec<TcpListener>) {
     }
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, mode: ListenerMode) {
     let local = listener.local_addr().ok();
     let mut shutdown = server.shutdown.clone();
     loop {
@@ -139,7 +140,7 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
                 let local = local.unwrap_or(remote);
                 tokio::spawn(async move {
                     let _slot = slot;
-                    session::run(server, stream, remote, local).await;
+                    session::run_as(server, stream, remote, local, mode).await;
                 });
             }
             Err(refusal) => {

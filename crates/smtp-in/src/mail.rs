@@ -32,6 +32,9 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
             Staged::Nothing,
         );
     }
+    if let Some(reply) = crate::role::mail_refusal(st) {
+        return (reply, Staged::Nothing);
+    }
     if let Some(reply) = control_character(command, true) {
         return (reply, Staged::Nothing);
     }

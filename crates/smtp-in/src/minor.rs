@@ -1,5 +1,5 @@
 //! The verbs with no state of their own: RSET, NOOP, QUIT, VRFY, HELP, the ones not offered
-//! (EXPN, and STARTTLS and AUTH until they are configured), and unknown verbs.
+//! (EXPN, and AUTH until it is configured), and unknown verbs.
 
 use postern_sink_api::{Command, Reply};
 

@@ -5,7 +5,13 @@ use postern_sink_api::SessionInfo;
 
 /// Builds the value of the Received: field for a message arriving in a session, on one line
 /// (well under the 998-octet line limit) so it needs no folding.
-pub(crate) fn value(msg: &MailMsg, session: &SessionInfo, by: &str, now_secs: i64) -> String {
+pub(crate) fn value(
+    msg: &MailMsg,
+    session: &SessionInfo,
+    tls: Option<&str>,
+    by: &str,
+    now_secs: i64,
+) -> String {
     let helo = session.helo.as_deref().unwrap_or("unknown");
     let ip = session.remote.ip();
     let ip = match ip {
@@ -24,7 +30,14 @@ pub(crate) fn value(msg: &MailMsg, session: &SessionInfo, by: &str, now_secs: i6
         [only] => format!(" for <{}>", only.address),
         _ => String::new(),
     };
-    format!("from {helo} ([{ip}]) by {by} (Postern) with {protocol} id {id}{recipient}; {date}")
+    // The TLS version and cipher go in a comment, where Postfix and Sendmail put them.
+    let tls = match tls.and_then(|t| t.split_once(' ')) {
+        Some((version, cipher)) => format!(" (using {version} with cipher {cipher})"),
+        None => String::new(),
+    };
+    format!(
+        "from {helo} ([{ip}]){tls} by {by} (Postern) with {protocol} id {id}{recipient}; {date}"
+    )
 }
 
 /// The protocol name of RFC 3848 (`SMTP`, `ESMTP`, `UTF8SMTP`, with `S` for TLS and `A` for AUTH).
@@ -45,5 +58,51 @@ pub(crate) fn protocol(session: &SessionInfo, msg: &MailMsg) -> &'static str {
         (true, true, true, false) => "UTF8SMTPS",
         (true, true, false, true) => "UTF8SMTPA",
         (true, true, true, true) => "UTF8SMTPSA",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(tls: bool, auth: bool) -> SessionInfo {
+        SessionInfo {
+            id: 1,
+            remote: "192.0.2.7:40000".parse().unwrap(),
+            local: "192.0.2.1:25".parse().unwrap(),
+            helo: Some("client.test".into()),
+            esmtp: true,
+            tls,
+            auth_user: auth.then(|| "alice".into()),
+            may_relay: false,
+        }
+    }
+
+    #[test]
+    fn tls_sessions_say_esmtps_and_record_version_and_cipher() {
+        let msg = MailMsg::default();
+        let cases = [
+            ("clear", session(false, false), None, " with ESMTP id", ""),
+            (
+                "tls",
+                session(true, false),
+                Some("TLSv1.3 TLS_AES_256_GCM_SHA384"),
+                " with ESMTPS id",
+                "([192.0.2.7]) (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384) by mx.test",
+            ),
+            (
+                "tls and auth",
+                session(true, true),
+                Some("TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+                " with ESMTPSA id",
+                "(using TLSv1.2 with cipher TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
+            ),
+        ];
+        for (name, info, tls, protocol, comment) in cases {
+            let value = value(&msg, &info, tls, "mx.test", 0);
+            assert!(value.contains(protocol), "{name}: {value}");
+            assert!(value.contains(comment), "{name}: {value}");
+            assert_eq!(value.contains("using"), tls.is_some(), "{name}: {value}");
+        }
     }
 }

@@ -97,6 +97,26 @@ pub(crate) fn not_implemented() -> Reply {
     Reply::new(502, esc(5, 5, 1), "Command not implemented")
 }
 
+/// `220 2.0.0 Ready to start TLS` (RFC 3207 §4).
+pub(crate) fn ready_to_start_tls() -> Reply {
+    Reply::new(220, esc(2, 0, 0), "Ready to start TLS")
+}
+
+/// `503 5.5.1` for STARTTLS in a session that is already encrypted.
+pub(crate) fn tls_already_active() -> Reply {
+    Reply::new(503, esc(5, 5, 1), "TLS already active")
+}
+
+/// `530 5.7.0 Must issue a STARTTLS command first` (RFC 3207 §4).
+pub(crate) fn must_starttls_first() -> Reply {
+    Reply::new(530, esc(5, 7, 0), "Must issue a STARTTLS command first")
+}
+
+/// `530 5.7.0 Authentication required` (RFC 4954 §6).
+pub(crate) fn authentication_required() -> Reply {
+    Reply::new(530, esc(5, 7, 0), "Authentication required")
+}
+
 /// `503 5.5.1 Bad sequence of commands` with a hint.
 pub(crate) fn bad_sequence(hint: &str) -> Reply {
     Reply::new(

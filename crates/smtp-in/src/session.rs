@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use postern_config::ListenerMode;
 use postern_mailmsg::{MailMsg, PropertyBag};
 use postern_sink_api::{Command, Context, Event, Reply, SessionInfo, Verb};
 use postern_sink_host::NoDefault;
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::Server;
+use crate::conn::Conn;
 use crate::defaults::{Defaults, Staged};
 use crate::input::{Input, Line};
 use crate::reply;
@@ -50,6 +52,8 @@ pub enum End {
     Desync,
     /// Reading or writing failed.
     Io(String),
+    /// The TLS handshake failed (garbage, an unsupported client, a closed connection).
+    Tls(String),
 }
 
 /// What the command loop does next.
@@ -59,25 +63,52 @@ pub(crate) enum Flow {
 }
 
 pub(crate) struct Session<S> {
-    pub(crate) stream: S,
+    pub(crate) stream: Conn<S>,
     pub(crate) input: Input,
     pub(crate) out: Vec<u8>,
     pub(crate) st: State,
 }
 
-/// Runs one session to its end.
+/// Runs one session of an `smtp` listener to its end.
 pub async fn run<S>(server: Arc<Server>, stream: S, remote: SocketAddr, local: SocketAddr) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    run_as(server, stream, remote, local, ListenerMode::Smtp).await
+}
+
+/// Runs one session of a listener in `mode` to its end; a `submissions` listener's session
+/// starts with the TLS handshake, before session-start, so sinks see it encrypted.
+pub async fn run_as<S>(
+    server: Arc<Server>,
+    stream: S,
+    remote: SocketAddr,
+    local: SocketAddr,
+    mode: ListenerMode,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let stream = if mode == ListenerMode::Submissions {
+        match crate::starttls::handshake(&server, stream).await {
+            Ok(tls) => Conn::Tls(Box::new(tls)),
+            Err(end) => {
+                info!(session = id, remote = %remote, end = ?end, "TLS handshake failed");
+                return end;
+            }
+        }
+    } else {
+        Conn::Plain(stream)
+    };
+    let tls = stream.tls_summary();
     let info = SessionInfo {
         id,
         remote,
         local,
         helo: None,
         esmtp: false,
-        tls: false,
+        tls: tls.is_some(),
         auth_user: None,
         may_relay: server.config.is_relay_client(remote.ip()),
     };
@@ -96,6 +127,8 @@ where
             chunks: None,
             errors: 0,
             size_limit: None,
+            mode,
+            tls,
         },
     };
     let end = session.serve().await;
@@ -285,6 +318,7 @@ where
                 self.send(&reply);
                 return Flow::Close(End::Quit);
             }
+            Staged::StartTls if code == 220 => return self.start_tls(reply).await,
             Staged::Data(id, intake) if code == 354 => {
                 self.send(&reply);
                 return self.receive_data(id, intake).await;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_config::ListenerMode;
 use postern_mailmsg::{MailMsg, PropertyBag};
 use postern_sink_api::{Command, Context, Event, SessionInfo};
 use postern_sink_host::Snapshot;
@@ -51,6 +52,11 @@ pub(crate) struct State {
     pub(crate) errors: u32,
     /// The transaction's size limit when a max-size sink lifted the configured one.
     pub(crate) size_limit: Option<u64>,
+    /// The role of the listener the session came in on: what it requires before MAIL.
+    pub(crate) mode: ListenerMode,
+    /// The TLS version and cipher once encrypted (`TLSv1.3 TLS_AES_256_GCM_SHA384`), for the
+    /// Received: field and the message's record.
+    pub(crate) tls: Option<String>,
 }
 
 /// A BDAT transfer in progress.
@@ -95,7 +101,11 @@ impl State {
     /// Carries out a staged change after a positive reply.
     pub(crate) fn apply(&mut self, staged: Staged) {
         match staged {
-            Staged::Nothing | Staged::Quit | Staged::Data(..) | Staged::Bdat(_) => {}
+            Staged::Nothing
+            | Staged::Quit
+            | Staged::Data(..)
+            | Staged::Bdat(_)
+            | Staged::StartTls => {}
             Staged::Helo { name, esmtp } => {
                 let info = Arc::make_mut(&mut self.info);
                 info.helo = Some(name);
@@ -112,6 +122,18 @@ impl State {
             }
             Staged::Reset => self.reset(),
         }
+    }
+
+    /// The session is encrypted from here on: what the client said in clear is forgotten
+    /// (RFC 3207 §4.2) and it must say EHLO again.
+    pub(crate) fn encrypted(&mut self, summary: Option<String>) {
+        let info = Arc::make_mut(&mut self.info);
+        info.helo = None;
+        info.esmtp = false;
+        info.auth_user = None;
+        info.tls = true;
+        self.tls = Some(summary.unwrap_or_else(|| "TLS".to_owned()));
+        self.reset();
     }
 
     /// Ends the transaction (RSET, a new EHLO, after a message).

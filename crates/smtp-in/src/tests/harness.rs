@@ -24,6 +24,15 @@ pub(super) struct Harness {
 impl Harness {
     /// The embedded default with `edit` applied, its data folder a fresh temporary one.
     pub(super) async fn new(edit: impl FnOnce(&mut Config)) -> Harness {
+        Self::build(edit, false).await
+    }
+
+    /// As [`Harness::new`], with STARTTLS on the self-signed default certificate.
+    pub(super) async fn with_tls(edit: impl FnOnce(&mut Config)) -> Harness {
+        Self::build(edit, true).await
+    }
+
+    async fn build(edit: impl FnOnce(&mut Config), tls: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::embedded_default();
         config.data_dir = dir.path().join("data");
@@ -44,6 +53,12 @@ impl Harness {
             shutdown,
             inbox,
         );
+        let server = if tls {
+            let tls = crate::Tls::load(&server.config).unwrap();
+            server.with_tls(Arc::new(tls))
+        } else {
+            server
+        };
         Harness {
             server: Arc::new(server),
             accepted,

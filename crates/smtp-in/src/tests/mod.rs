@@ -5,3 +5,4 @@ mod memory;
 mod protocol;
 mod state_machine;
 mod timeouts;
+mod tls;
