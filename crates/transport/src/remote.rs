@@ -72,7 +72,9 @@ impl Transport {
                     }
                     // The reason of a deferral or a failure is in the status itself; only a
                     // delivery's reply needs a place of its own.
-                    RcptOutcome::Deferred(reason) => r.status = RecipientStatus::Deferred { reason },
+                    RcptOutcome::Deferred(reason) => {
+                        r.status = RecipientStatus::Deferred { reason }
+                    }
                     RcptOutcome::Failed(reason) => r.status = RecipientStatus::Failed { reason },
                 }
             }
