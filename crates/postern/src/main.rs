@@ -6,6 +6,7 @@
 //! - `check`: `postern check-config`; `postern config default` prints the embedded default.
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
 //! - `queue`: `postern queue …`: `check` verifies the spool.
+//! - `user`: `postern user add|passwd|remove|list`, the AUTH user store.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
 //!   sink catalog.
 //!
@@ -20,6 +21,7 @@ mod cli;
 mod queue;
 mod serve;
 mod setup;
+mod user;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Queue(command) => queue::run(command),
+        cli::Command::User(command) => user::run(command),
     };
     match result {
         Ok(code) => code,

@@ -24,6 +24,9 @@ pub(crate) fn ehlo(st: &State, ctx: &Context, command: &Command) -> (Reply, Stag
         "DSN".to_owned(),
         "HELP".to_owned(),
     ];
+    if crate::auth::offered(st) {
+        lines.push(format!("AUTH {}", crate::auth::MECHANISMS));
+    }
     // Keywords sinks added before this default sink ran (those after append themselves).
     lines.extend(ctx.ehlo_keywords.iter().cloned());
     (

@@ -11,7 +11,10 @@
 //! - `budget`: the memory budget of message content across sessions; `intake`: a message's
 //!   content while it arrives, in memory or spilled to an unnamed file.
 //! - `defaults`: the default sink of each `inbound:VERB` event, one module per verb:
-//!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …).
+//!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …);
+//!   `auth`: AUTH, its SASL exchange and its default sink.
+//! - `users`: the user store (`DATA/users.toml`, argon2id), shared with `postern user`.
+//! - `guard`: counters across sessions: rate limits (token buckets) and AUTH lockouts.
 //! - `received`: the Received: trace field; `reply`: every reply text the session sends.
 //!
 //! # Design
@@ -28,12 +31,14 @@
 
 #![warn(missing_docs)]
 
+mod auth;
 mod bdat;
 mod budget;
 mod data;
 mod defaults;
 mod dot;
 mod ehlo;
+mod guard;
 mod input;
 mod intake;
 pub mod listener;
@@ -46,6 +51,7 @@ pub mod session;
 mod state;
 #[cfg(test)]
 mod tests;
+pub mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,6 +92,12 @@ pub struct Server {
     pub(crate) budget: Budget,
     /// Where messages past the spill threshold are kept while they arrive (unnamed files).
     pub(crate) spill_dir: PathBuf,
+    /// AUTH failures per client address.
+    pub(crate) lockouts: guard::Lockouts,
+    /// Messages per client address and per user (`[limits] message_rate_*`).
+    pub(crate) message_rates: guard::Rates,
+    /// Recipients per client address and per user (`[limits] recipient_rate_*`).
+    pub(crate) recipient_rates: guard::Rates,
 }
 
 impl Server {
@@ -109,6 +121,9 @@ impl Server {
             shutdown,
             connections: Arc::new(Connections::default()),
             inbox,
+            lockouts: guard::Lockouts::default(),
+            message_rates: guard::Rates::default(),
+            recipient_rates: guard::Rates::default(),
         }
     }
 
