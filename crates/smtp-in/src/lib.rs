@@ -13,6 +13,7 @@
 //! - `defaults`: the default sink of each `inbound:VERB` event, one module per verb:
 //!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …);
 //!   `auth`: AUTH, its SASL exchange and its default sink.
+//! - `fuzzing`: entry points for the fuzz targets (`fuzz/`); not an API.
 //! - `users`: the user store (`DATA/users.toml`, argon2id), shared with `postern user`.
 //! - `guard`: counters across sessions: rate limits (token buckets) and AUTH lockouts.
 //! - `received`: the Received: trace field; `reply`: every reply text the session sends.
@@ -38,6 +39,8 @@ mod data;
 mod defaults;
 mod dot;
 mod ehlo;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod input;
 mod intake;
