@@ -97,9 +97,18 @@ fn check(st: &State, command: &Command) -> Result<(Mechanism, String), Reply> {
             };
             Ok((mechanism, initial_response))
         }
-        _ if command.args.trim().is_empty() => Err(syntax()),
-        // A mechanism the parser does not know at all.
-        _ => Err(reply::auth_unknown_mechanism()),
+        _ => {
+            // A mechanism the parser does not know at all, or arguments it could not read.
+            let word = command.args.split_ascii_whitespace().next().unwrap_or("");
+            let ours = ["PLAIN", "LOGIN"]
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(word));
+            if word.is_empty() || ours {
+                Err(syntax())
+            } else {
+                Err(reply::auth_unknown_mechanism())
+            }
+        }
     }
 }
 

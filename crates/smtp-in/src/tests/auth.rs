@@ -132,6 +132,14 @@ async fn bad_input_gets_its_reply_and_the_session_goes_on() {
             &format!("AUTH PLAIN {}", b64(b"\0nobody\0s3cret")),
             "535 5.7.8",
         ),
+        // A long (wrong) password in an initial response of 2.7 KB is read, not refused.
+        (
+            &format!(
+                "AUTH PLAIN {}",
+                b64(format!("\0alice\0{}", "x".repeat(2000)).as_bytes())
+            ),
+            "535 5.7.8",
+        ),
         ("AUTH CRAM-MD5", "504 5.5.4"),
         ("AUTH XYZZY-UNKNOWN", "504 5.5.4"),
         ("AUTH", "501 5.5.4"),
