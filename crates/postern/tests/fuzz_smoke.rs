@@ -158,6 +158,9 @@ fn rule_parser() {
         b"EHLO=*example.com",
         b"HEADER:Subject=*viagra*;!AUTH=alice",
         b"MAIL,RCPT,DATA",
+        // Found by the rule_parser fuzz target: they parsed, and printed as rules that did not.
+        b"Ip Ip ",
+        b"\x0c\x0cIp\x0c\x0ckk",
     ];
     assert!(
         run("rule_parser", seeds, |data| {
