@@ -47,6 +47,17 @@
 //! shutdown_grace = "30s"         # how long SIGTERM waits for transactions in flight
 //! memory_budget = "512M"         # message content in memory, all sessions together
 //! spill_threshold = "1M"         # a message being received moves to disk past this size
+//! message_rate_per_ip = 60       # messages a minute from one address; default: no limit
+//! recipient_rate_per_ip = 300    # recipients a minute from one address; default: no limit
+//! message_rate_per_user = 60     # the same per authenticated user; default: no limit
+//! recipient_rate_per_user = 300
+//! greeting_delay = "0s"          # talking before the greeting gets 554 and a close
+//!
+//! [auth]
+//! allow_plaintext = false        # offer AUTH without TLS (tests, trusted networks)
+//! max_failures = 5               # failed AUTH from one address before a lockout
+//! failure_delay = "1s"           # wait before 535, doubling with each further failure
+//! lockout = "15m"                # a locked-out address gets 454 4.7.0
 //!
 //! [bindings]
 //! file = "bindings.toml"         # relative to data_dir; an absolute path stays absolute
@@ -85,6 +96,7 @@
 //! - `inbound`: listener modes and `[tls]`; `outbound`: `[dns]`, `[delivery]`, route TLS.
 //! - `names`: the syntax of domains, domain patterns, local parts, smarthosts and networks.
 //! - `units`: durations and sizes.
+//! - `security`: `[auth]` and the abuse limits (rates, greeting delay).
 //! - `locate`: the field at a byte offset, for the errors `toml` reports by span only.
 //! - `error`: [`ConfigError`], [`ConfigErrors`], [`Position`].
 //!
@@ -108,6 +120,7 @@ mod names;
 mod outbound;
 mod parse;
 mod raw;
+mod security;
 mod units;
 mod validate;
 
@@ -120,6 +133,7 @@ pub use model::{
     Config, Delivery, DiskReserve, Dns, DomainPattern, Limits, Listener, LocalDomain, Log,
     LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
 };
+pub use security::Auth;
 
 /// The embedded default configuration, a commented TOML file; `postern serve` runs on it when
 /// no configuration file is given.
@@ -185,6 +199,7 @@ fn built_in_default() -> Config {
         delivery: Delivery::default(),
         queue: Queue::default(),
         tls: Tls::default(),
+        auth: Auth::default(),
         source: Source::Embedded,
     }
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub queue: Queue,
     /// The server's certificate (`[tls]`).
     pub tls: crate::Tls,
+    /// SMTP AUTH (`[auth]`).
+    pub auth: crate::Auth,
     /// Where this configuration came from.
     pub source: Source,
 }
@@ -235,6 +237,18 @@ pub struct Limits {
     /// A message being received moves from memory to a file in the data folder once its
     /// content passes this many octets.
     pub spill_threshold: u64,
+    /// Messages per minute from one client address (token bucket: a burst of this many, then
+    /// refilled evenly over the minute); `None`: no limit. Past it MAIL gets 450 4.7.1.
+    pub message_rate_per_ip: Option<u32>,
+    /// Recipients per minute from one client address; past it RCPT gets 450 4.7.1.
+    pub recipient_rate_per_ip: Option<u32>,
+    /// Messages per minute from one authenticated user, whatever the address.
+    pub message_rate_per_user: Option<u32>,
+    /// Recipients per minute from one authenticated user.
+    pub recipient_rate_per_user: Option<u32>,
+    /// How long the greeting waits; a client that talks before it gets 554 and is closed.
+    /// Zero (the default) still refuses a client whose commands are already waiting.
+    pub greeting_delay: Duration,
 }
 
 impl Default for Limits {
@@ -250,6 +264,11 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             memory_budget: 512 << 20,
             spill_threshold: 1 << 20,
+            message_rate_per_ip: None,
+            recipient_rate_per_ip: None,
+            message_rate_per_user: None,
+            recipient_rate_per_user: None,
+            greeting_delay: Duration::ZERO,
         }
     }
 }

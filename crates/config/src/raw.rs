@@ -28,6 +28,7 @@ pub(crate) struct RawConfig {
     pub(crate) delivery: RawDelivery,
     pub(crate) queue: RawQueue,
     pub(crate) tls: RawTls,
+    pub(crate) auth: RawAuth,
 }
 
 /// `[tls]`.
@@ -119,6 +120,21 @@ pub(crate) struct RawLimits {
     pub(crate) shutdown_grace: Option<Spanned<Amount>>,
     pub(crate) memory_budget: Option<Spanned<Amount>>,
     pub(crate) spill_threshold: Option<Spanned<Amount>>,
+    pub(crate) message_rate_per_ip: Option<Spanned<i64>>,
+    pub(crate) recipient_rate_per_ip: Option<Spanned<i64>>,
+    pub(crate) message_rate_per_user: Option<Spanned<i64>>,
+    pub(crate) recipient_rate_per_user: Option<Spanned<i64>>,
+    pub(crate) greeting_delay: Option<Spanned<Amount>>,
+}
+
+/// `[auth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawAuth {
+    pub(crate) allow_plaintext: Option<Spanned<bool>>,
+    pub(crate) max_failures: Option<Spanned<i64>>,
+    pub(crate) failure_delay: Option<Spanned<Amount>>,
+    pub(crate) lockout: Option<Spanned<Amount>>,
 }
 
 /// `[bindings]`.

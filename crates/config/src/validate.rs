@@ -18,6 +18,7 @@ use crate::names;
 use crate::raw::{
     RawBindings, RawConfig, RawDomain, RawLimits, RawListener, RawLog, RawQueue, RawUsers,
 };
+use crate::security::{any_duration, rate};
 use crate::units::{self, Amount};
 
 pub(crate) const DEFAULT_DATA_DIR: &str = "postern-data";
@@ -66,6 +67,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
     let delivery = crate::outbound::delivery(raw.delivery, problems);
     let queue = queue(raw.queue, problems);
     let tls = crate::inbound::tls(raw.tls, problems);
+    let auth = crate::security::auth(raw.auth, problems);
     Config {
         hostname,
         data_dir,
@@ -80,6 +82,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
         delivery,
         queue,
         tls,
+        auth,
         source,
     }
 }
@@ -309,6 +312,20 @@ fn limits(raw: RawLimits, problems: &mut Problems<'_>) -> Limits {
             raw.spill_threshold,
             "spill_threshold",
             default.spill_threshold,
+            problems,
+        ),
+        message_rate_per_ip: rate(raw.message_rate_per_ip, "message_rate_per_ip", problems),
+        recipient_rate_per_ip: rate(raw.recipient_rate_per_ip, "recipient_rate_per_ip", problems),
+        message_rate_per_user: rate(raw.message_rate_per_user, "message_rate_per_user", problems),
+        recipient_rate_per_user: rate(
+            raw.recipient_rate_per_user,
+            "recipient_rate_per_user",
+            problems,
+        ),
+        greeting_delay: any_duration(
+            raw.greeting_delay,
+            "limits.greeting_delay",
+            default.greeting_delay,
             problems,
         ),
     }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_config::{
-    Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, Limits, Listener, ListenerMode,
-    LocalDomain, Log, LogFormat, Overrides, Position, Queue, Route, RouteTls, Source, Tls,
-    TlsFiles, Users,
+    Auth, Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, Limits, Listener,
+    ListenerMode, LocalDomain, Log, LogFormat, Overrides, Position, Queue, Route, RouteTls, Source,
+    Tls, TlsFiles, Users,
 };
 
 const FULL: &str = r#"
@@ -72,6 +72,11 @@ max_connections_per_ip = 20
 shutdown_grace = "0s"
 memory_budget = "1G"
 spill_threshold = "256k"
+message_rate_per_ip = 30
+recipient_rate_per_ip = 120
+message_rate_per_user = 10
+recipient_rate_per_user = 40
+greeting_delay = "2s"
 
 [bindings]
 file = "/etc/postern/bindings.toml"
@@ -79,6 +84,12 @@ file = "/etc/postern/bindings.toml"
 [log]
 format = "json"
 level = "postern_smtp_in=debug,info"
+
+[auth]
+allow_plaintext = true
+max_failures = 3
+failure_delay = "200ms"
+lockout = "10m"
 
 [queue]
 segment_size = "8MiB"
@@ -172,6 +183,11 @@ fn full_example_parses_to_the_expected_values() {
             shutdown_grace: Duration::ZERO,
             memory_budget: 1 << 30,
             spill_threshold: 256 << 10,
+            message_rate_per_ip: Some(30),
+            recipient_rate_per_ip: Some(120),
+            message_rate_per_user: Some(10),
+            recipient_rate_per_user: Some(40),
+            greeting_delay: Duration::from_secs(2),
         },
         bindings_file: PathBuf::from("/etc/postern/bindings.toml"),
         log: Log {
@@ -207,6 +223,12 @@ fn full_example_parses_to_the_expected_values() {
                 certificate_at: position_of(FULL, "\"/etc/postern/cert.pem\""),
                 key_at: position_of(FULL, "\"tls/key.pem\""),
             }),
+        },
+        auth: Auth {
+            allow_plaintext: true,
+            max_failures: 3,
+            failure_delay: Duration::from_millis(200),
+            lockout: Duration::from_secs(600),
         },
         source: Source::File(PathBuf::from("postern.toml")),
     };

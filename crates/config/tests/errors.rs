@@ -66,6 +66,31 @@ const fn alone(
 
 const CASES: &[Case] = &[
     case(
+        "auth: allow_plaintext not a boolean",
+        "[auth]\nallow_plaintext = \"yes\"\n",
+        (2, 19, "auth.allow_plaintext", "boolean"),
+    ),
+    case(
+        "auth: zero failures",
+        "[auth]\nmax_failures = 0\n",
+        (2, 16, "auth.max_failures", "between 1 and"),
+    ),
+    case(
+        "auth: lockout without a unit",
+        "[auth]\nlockout = \"15\"\n",
+        (2, 11, "auth.lockout", "missing unit"),
+    ),
+    case(
+        "limits: negative message rate",
+        "[limits]\nmessage_rate_per_ip = -1\n",
+        (2, 23, "limits.message_rate_per_ip", "count per minute"),
+    ),
+    case(
+        "limits: greeting delay not a duration",
+        "[limits]\ngreeting_delay = \"soon\"\n",
+        (2, 18, "limits.greeting_delay", "invalid duration"),
+    ),
+    case(
         "queue: percentage over 100",
         "[queue]\ndisk_reserve = \"150%\"\n",
         (2, 16, "queue.disk_reserve", "from 0 to 100"),

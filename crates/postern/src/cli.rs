@@ -25,6 +25,9 @@ pub(crate) enum Command {
     /// Look after the queue (the spool in DATA/queue); no server needed.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The users who may authenticate (AUTH), in DATA/users.toml with argon2id hashes.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Configuration files: `config default` prints the embedded default to start one from.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -81,6 +84,43 @@ pub(crate) struct TryArgs {
 pub(crate) enum ConfigCommand {
     /// Print the embedded default configuration, a commented file to start your own from.
     Default,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user; the password is asked for on the terminal (twice, without echo).
+    Add(UserPasswordArgs),
+    /// Change a user's password.
+    Passwd(UserPasswordArgs),
+    /// Remove a user.
+    Remove(UserArgs),
+    /// The user names, one a line.
+    List(UserListArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserPasswordArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The user name (what the client sends in AUTH).
+    pub(crate) name: String,
+    /// Read the password from the first line of standard input instead of the terminal.
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The user name.
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserListArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 #[derive(Debug, Subcommand)]

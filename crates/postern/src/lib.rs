@@ -26,6 +26,7 @@
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
 //! - `queue`: `postern queue …`: `check` verifies the spool.
 //! - `sink_try`: `postern sink try`, one sink run once offline.
+//! - `user`: `postern user add|passwd|remove|list`, the AUTH user store.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
 //!   sink catalog.
 //! - this file: [`Postern`] and its [`Builder`], the public entry point; `main.rs` only calls it.
@@ -47,6 +48,7 @@ mod queue;
 mod serve;
 mod setup;
 mod sink_try;
+mod user;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -119,6 +121,7 @@ impl Builder {
                 Ok(ExitCode::SUCCESS)
             }
             cli::Command::Queue(command) => queue::run(command),
+            cli::Command::User(command) => user::run(command),
             cli::Command::Sink(cli::SinkCommand::Try(args)) => sink_try::run(&args),
         };
         match result {

@@ -18,6 +18,7 @@
 //! - `payload`: the payload of each record kind, and the effect a record has on the index.
 //! - `wire`: the versioned serde structs (`MessageV1`, `UpdateV1`, `DoneV1`) and their
 //!   conversions to and from `postern_mailmsg` types.
+//! - `fuzzing`: entry points for the fuzz targets (`fuzz/`); not an API.
 //! - `envelope`: a MailMsg without content, what Message and Update records carry.
 //! - `index`: live messages, their state, where their content and latest envelope are on disk,
 //!   and what a listing shows; which segments may go.
@@ -69,6 +70,8 @@ mod checkpoint;
 mod damage;
 mod envelope;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod open;
 mod options;

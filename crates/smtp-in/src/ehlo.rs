@@ -27,6 +27,9 @@ pub(crate) fn ehlo(st: &State, ctx: &Context, command: &Command) -> (Reply, Stag
     if crate::starttls::offered(st) {
         lines.push("STARTTLS".to_owned());
     }
+    if crate::auth::offered(st) {
+        lines.push(format!("AUTH {}", crate::auth::MECHANISMS));
+    }
     // Keywords sinks added before this default sink ran (those after append themselves).
     lines.extend(ctx.ehlo_keywords.iter().cloned());
     (

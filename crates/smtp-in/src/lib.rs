@@ -11,7 +11,11 @@
 //! - `budget`: the memory budget of message content across sessions; `intake`: a message's
 //!   content while it arrives, in memory or spilled to an unnamed file.
 //! - `defaults`: the default sink of each `inbound:VERB` event, one module per verb:
-//!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …).
+//!   `ehlo`, `mail`, `rcpt`, `data`, `bdat`, and `minor` (RSET, NOOP, QUIT, VRFY, HELP, …);
+//!   `auth`: AUTH, its SASL exchange and its default sink.
+//! - `fuzzing`: entry points for the fuzz targets (`fuzz/`); not an API.
+//! - `users`: the user store (`DATA/users.toml`, argon2id), shared with `postern user`.
+//! - `guard`: counters across sessions: rate limits (token buckets) and AUTH lockouts.
 //! - `received`: the Received: trace field; `reply`: every reply text the session sends.
 //! - `tls`: the certificate (configured, or self-signed in `DATA/tls/`) and its reload;
 //!   `conn`: the connection in clear or encrypted; `starttls`: STARTTLS and the implicit-TLS
@@ -31,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+mod auth;
 mod bdat;
 mod budget;
 mod conn;
@@ -38,6 +43,9 @@ mod data;
 mod defaults;
 mod dot;
 mod ehlo;
+#[doc(hidden)]
+pub mod fuzzing;
+mod guard;
 mod input;
 mod intake;
 pub mod listener;
@@ -53,6 +61,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 pub mod tls;
+pub mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,6 +105,12 @@ pub struct Server {
     pub(crate) spill_dir: PathBuf,
     /// The certificate for STARTTLS and implicit TLS; without it STARTTLS is not offered.
     pub(crate) tls: Option<Arc<Tls>>,
+    /// AUTH failures per client address.
+    pub(crate) lockouts: guard::Lockouts,
+    /// Messages per client address and per user (`[limits] message_rate_*`).
+    pub(crate) message_rates: guard::Rates,
+    /// Recipients per client address and per user (`[limits] recipient_rate_*`).
+    pub(crate) recipient_rates: guard::Rates,
 }
 
 impl Server {
@@ -120,6 +135,9 @@ impl Server {
             connections: Arc::new(Connections::default()),
             inbox,
             tls: None,
+            lockouts: guard::Lockouts::default(),
+            message_rates: guard::Rates::default(),
+            recipient_rates: guard::Rates::default(),
         }
     }
 

@@ -85,7 +85,7 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
         || from.mtrk.is_some()
         || from.solicit.is_some()
         || from.trans_id.is_some()
-        || from.auth.is_some()
+        || (from.auth.is_some() && !crate::auth::offered(st))
     {
         return (
             reply::unsupported_parameter("(an extension not offered)"),
@@ -119,7 +119,17 @@ pub(crate) fn mail(st: &State, command: &Command) -> (Reply, Staged) {
             envid: from.env_id,
         },
     };
-    let limit = st.server.config.limits.max_message_size;
+    let limits = &st.server.config.limits;
+    if let Some(reply) = crate::guard::over_rate(
+        st,
+        &st.server.message_rates,
+        limits.message_rate_per_ip,
+        limits.message_rate_per_user,
+        "messages",
+    ) {
+        return (reply, Staged::Nothing);
+    }
+    let limit = limits.max_message_size;
     if size > limit {
         // Over the limit: the max-size event decides (its default sink refuses).
         return (reply::too_big(limit), Staged::Oversize(sender));

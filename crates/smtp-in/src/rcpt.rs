@@ -103,6 +103,15 @@ pub(crate) fn rcpt(st: &State, command: &Command) -> (Reply, Staged) {
         None if st.info.may_relay => {}
         None => return (reply::relay_denied(&address), Staged::Nothing),
     }
+    if let Some(reply) = crate::guard::over_rate(
+        st,
+        &st.server.recipient_rates,
+        limits.recipient_rate_per_ip,
+        limits.recipient_rate_per_user,
+        "recipients",
+    ) {
+        return (reply, Staged::Nothing);
+    }
     let notify = DsnNotify {
         success: to.flags & smtp_proto::RCPT_NOTIFY_SUCCESS != 0,
         failure: to.flags & smtp_proto::RCPT_NOTIFY_FAILURE != 0,

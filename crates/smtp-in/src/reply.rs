@@ -257,3 +257,84 @@ pub(crate) fn shutting_down(host: &str) -> Reply {
         format!("{host} Service shutting down, try again later"),
     )
 }
+
+/// `334 CHALLENGE`: an AUTH challenge, base64 (empty for PLAIN's request for credentials).
+pub(crate) fn challenge(base64: &str) -> Reply {
+    Reply::new(334, None, base64)
+}
+
+/// `235 2.7.0` (RFC 4954 §6).
+pub(crate) fn auth_ok() -> Reply {
+    Reply::new(235, esc(2, 7, 0), "Authentication successful")
+}
+
+/// `535 5.7.8` (RFC 4954 §6): wrong user name or password.
+pub(crate) fn auth_failed() -> Reply {
+    Reply::new(535, esc(5, 7, 8), "Authentication credentials invalid")
+}
+
+/// `454 4.7.0` for a client address locked out after too many failures.
+pub(crate) fn auth_locked() -> Reply {
+    Reply::new(
+        454,
+        esc(4, 7, 0),
+        "Too many failed authentications from your address, try again later",
+    )
+}
+
+/// `454 4.7.0` (RFC 4954 §6) when the user store cannot be read.
+pub(crate) fn auth_unavailable() -> Reply {
+    Reply::new(454, esc(4, 7, 0), "Temporary authentication failure")
+}
+
+/// `501 5.7.0` (RFC 4954 §4): the client answered a challenge with `*`.
+pub(crate) fn auth_cancelled() -> Reply {
+    Reply::new(501, esc(5, 7, 0), "Authentication canceled")
+}
+
+/// `501 5.5.2` (RFC 4954 §4): a response that is not base64, or not what the mechanism
+/// expects.
+pub(crate) fn auth_bad_response(why: &str) -> Reply {
+    Reply::new(501, esc(5, 5, 2), format!("Cannot decode response: {why}"))
+}
+
+/// `500 5.5.6` (RFC 4954 §4): a response line longer than the server takes.
+pub(crate) fn auth_line_too_long() -> Reply {
+    Reply::new(
+        500,
+        esc(5, 5, 6),
+        "Authentication exchange line is too long",
+    )
+}
+
+/// `538 5.7.11` (RFC 4954 §6): AUTH on a connection that is not encrypted.
+pub(crate) fn auth_needs_tls() -> Reply {
+    Reply::new(
+        538,
+        esc(5, 7, 11),
+        "Encryption required for requested authentication mechanism",
+    )
+}
+
+/// `504 5.5.4` (RFC 4954 §6): a mechanism not offered.
+pub(crate) fn auth_unknown_mechanism() -> Reply {
+    Reply::new(504, esc(5, 5, 4), "Unrecognized authentication type")
+}
+
+/// `450 4.7.1` when a client address or user sends faster than its rate limit.
+pub(crate) fn rate_limited(what: &str) -> Reply {
+    Reply::new(
+        450,
+        esc(4, 7, 1),
+        format!("Rate limit exceeded: too many {what}, try again later"),
+    )
+}
+
+/// `554 5.5.0` to a client that talked before the greeting (it is not speaking SMTP).
+pub(crate) fn early_talker(host: &str) -> Reply {
+    Reply::new(
+        554,
+        esc(5, 5, 0),
+        format!("{host} Protocol error: talking before the greeting"),
+    )
+}

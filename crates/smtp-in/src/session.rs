@@ -32,6 +32,9 @@ const MAX_COMMAND: usize = 510;
 /// MAIL and RCPT carry ESMTP parameters, which extensions allow to lengthen the line
 /// (RFC 1870 §3, RFC 3461 §4.1 and §5); allow room for SIZE, BODY, RET, ENVID, NOTIFY, ORCPT.
 const MAX_PARAMETER_COMMAND: usize = 1022;
+/// RFC 4954 §4 lets an AUTH line with an initial response reach 12288 octets; the input
+/// buffer's limit (a line of 4 KiB) is enough for PLAIN and LOGIN and keeps memory bounded.
+const MAX_AUTH_COMMAND: usize = 4094;
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +57,8 @@ pub enum End {
     Io(String),
     /// The TLS handshake failed (garbage, an unsupported client, a closed connection).
     Tls(String),
+    /// The client sent before the greeting (it does not wait for replies: not an SMTP client).
+    EarlyTalker,
 }
 
 /// What the command loop does next.
@@ -209,6 +214,9 @@ where
 
     /// Raises session-start; its default sink greets.
     async fn greet(&mut self) -> Flow {
+        if let Flow::Close(end) = self.wait_for_greeting().await {
+            return Flow::Close(end);
+        }
         let mut ctx = self.st.context(Event::SessionStart, None);
         let host = self.st.server.hostname.clone();
         let mut greeting = Greeting(host);
@@ -219,11 +227,48 @@ where
             .reply
             .filter(|r| r.code == 220 || !r.is_positive())
             .unwrap_or_else(|| reply::greeting(&self.st.server.hostname));
+        if reply.code == 220 && !self.input.pending().is_empty() {
+            return self.refuse_early_talker();
+        }
+        if reply.code == 220 {
+            // With no greeting delay, input already waiting as the greeting goes out was sent
+            // before the client could have seen it: one read that does not wait finds it.
+            let peek = self.input.fill(&mut self.stream);
+            match tokio::time::timeout(std::time::Duration::ZERO, peek).await {
+                Ok(Ok(0)) => return Flow::Close(End::ClientClosed),
+                Ok(Ok(_)) => return self.refuse_early_talker(),
+                Ok(Err(e)) => return Flow::Close(End::Io(e.to_string())),
+                Err(_) => {}
+            }
+        }
         self.send(&reply);
         if d.disconnect || reply.code != 220 {
             return Flow::Close(End::Disconnected);
         }
         Flow::Next
+    }
+
+    /// Waits `[limits] greeting_delay` before the greeting; a client that sends meanwhile is
+    /// refused. A client that closes is let go.
+    async fn wait_for_greeting(&mut self) -> Flow {
+        let delay = self.st.server.config.limits.greeting_delay;
+        if delay.is_zero() {
+            return Flow::Next;
+        }
+        match tokio::time::timeout(delay, self.input.fill(&mut self.stream)).await {
+            Err(_) => Flow::Next,
+            Ok(Ok(0)) => Flow::Close(End::ClientClosed),
+            Ok(Ok(_)) => self.refuse_early_talker(),
+            Ok(Err(e)) => Flow::Close(End::Io(e.to_string())),
+        }
+    }
+
+    /// 554 and close, like postscreen's pregreet test: what the client sent is not read.
+    fn refuse_early_talker(&mut self) -> Flow {
+        info!(session = self.st.info.id, remote = %self.st.info.remote, "client talked before the greeting");
+        self.input.clear();
+        self.send(&reply::early_talker(&self.st.server.hostname));
+        Flow::Close(End::EarlyTalker)
     }
 
     /// Handles one command line.
@@ -246,6 +291,7 @@ where
         };
         let limit = match verb.as_str() {
             "MAIL" | "RCPT" => MAX_PARAMETER_COMMAND,
+            "AUTH" => MAX_AUTH_COMMAND,
             _ => MAX_COMMAND,
         };
         if text.len() > limit {
@@ -269,6 +315,10 @@ where
             args: args.to_owned(),
             line: text.to_owned(),
         });
+        if verb.as_str() == "AUTH" {
+            // A SASL exchange: the event is raised once the credentials are in (`auth.rs`).
+            return self.auth(command).await;
+        }
         let mut ctx = self.st.context(Event::Inbound(Some(verb)), Some(command));
         let mut staged = Staged::Nothing;
         let d = {

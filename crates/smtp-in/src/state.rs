@@ -28,7 +28,6 @@ pub(crate) enum Phase {
     /// Reading a BDAT chunk that is kept.
     Bdat,
     /// An AUTH exchange: reading the client's responses, not commands.
-    #[allow(dead_code, reason = "AUTH is not offered yet: it answers 502")]
     Auth,
     /// Reading input only to throw it away: a refused BDAT chunk, the rest of an over-long
     /// command line.

@@ -240,6 +240,18 @@ fn verb_list(body: &str) -> Result<Test, ErrorKind> {
     {
         return Err(ErrorKind::MissingPattern(body.to_owned()));
     }
+    // The same for each word of a list: `IP IP` would otherwise pass as the custom verb IP and
+    // print as `IP`, which is refused (found by the rule_parser fuzz target).
+    if let Some(word) = body
+        .split(',')
+        .flat_map(str::split_whitespace)
+        .find(|word| {
+            Key::parse(word).is_some()
+                && !Verb::STANDARD.iter().any(|v| v.eq_ignore_ascii_case(word))
+        })
+    {
+        return Err(ErrorKind::MissingPattern(word.to_owned()));
+    }
     Ok(Test::Verb {
         verbs: verbs(body)?,
         bare: true,

@@ -508,6 +508,20 @@ fn bad_rules_name_the_condition_and_the_reason() {
             MissingPattern("MAIL FROM".into()),
         ),
         ("tls without =", "TLS", 1, MissingPattern("TLS".into())),
+        // Regression (fuzzing): `Ip Ip` parsed as the custom verb IP, printed as `IP`, which
+        // did not parse.
+        (
+            "a key repeated as a verb list",
+            "Ip Ip ",
+            1,
+            MissingPattern("Ip".into()),
+        ),
+        (
+            "a key in a verb list",
+            "MAIL,TLS",
+            1,
+            MissingPattern("TLS".into()),
+        ),
         (
             "header without =",
             "HEADER:Subject",

@@ -1,5 +1,6 @@
 //! Session tests over `tokio::io::duplex`: the state machine without sockets, transcript style.
 
+mod auth;
 mod harness;
 mod memory;
 mod protocol;
