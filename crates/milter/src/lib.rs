@@ -10,6 +10,7 @@
 //! - `macros`: the Sendmail macros sent at each stage.
 //! - `replay`: the end-of-data conversation and its mapping onto Postern's outcome.
 //! - `steps`: the step mode, one connection per session driven across protocol events.
+//! - `open`: the step connections open, process-wide, and their reaper.
 //! - `error`: why a conversation failed.
 //!
 //! # Design
@@ -40,6 +41,7 @@ mod answer;
 mod connection;
 mod error;
 mod macros;
+mod open;
 mod replay;
 mod steps;
 mod wire;
@@ -116,9 +118,7 @@ impl Sink for Milter {
         Call::pending(async move {
             let session = ctx.session.as_ref().map(|s| s.id);
             let stepped = match (steps::Step::of(ctx), session) {
-                (Some(steps::Step::Message), Some(id)) if !steps::is_open(&self.address, id) => {
-                    None
-                }
+                (Some(steps::Step::Message), Some(id)) if !open::is_open(&self.address, id) => None,
                 (Some(step), Some(id)) => Some((step, id)),
                 _ => None,
             };

@@ -1,30 +1,20 @@
 //! The step mode: a milter bound to protocol events is driven step by step on one connection
 //! per SMTP session. Connections live in one process-wide table keyed by (milter address,
-//! session id), so every binding of the same milter in one session shares its connection and
-//! the milter sees the session's steps in order. A connection is closed (SMFIC_QUIT) at
-//! `session-end` when a binding of that milter is on it, and otherwise by the reaper: after
-//! [`IDLE`] without use, or when more than [`MAX_OPEN`] are open, the least recently used.
-
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+//! session id, see `open`), so every binding of the same milter in one session shares its
+//! connection and the milter sees the session's steps in order. A connection is closed
+//! (SMFIC_QUIT) at `session-end` when a binding of that milter is on it, and otherwise by the
+//! reaper in `open`.
 
 use postern_mailmsg::Fate;
 use postern_sink_api::{Change, Context, Event, Outcome};
-use tokio::time::Instant;
 
 use crate::address::Address;
 use crate::connection::Connection;
 use crate::error::MilterError;
 use crate::macros;
+use crate::open;
 use crate::replay::{connect_data, early, from_rcpt, nul, send};
 use crate::wire::{cmd, step};
-
-/// How long an unused step connection stays open.
-pub(crate) const IDLE: Duration = Duration::from_secs(600);
-
-/// The most step connections open at once; beyond it the least recently used is closed.
-pub(crate) const MAX_OPEN: usize = 1024;
 
 /// What one protocol event asks of the milter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,19 +62,9 @@ impl Step {
     }
 }
 
-type Key = (String, u64);
-
-struct Entry {
-    state: Arc<tokio::sync::Mutex<State>>,
-    last_used: Instant,
-}
-
-/// The step connections open, process-wide.
-static OPEN: LazyLock<Mutex<HashMap<Key, Entry>>> = LazyLock::new(Default::default);
-
 /// Where one session's conversation with one milter stands.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     conn: Option<Connection>,
     connected: bool,
     helo: bool,
@@ -99,55 +79,6 @@ struct State {
     message_done: Option<Outcome>,
 }
 
-fn key(address: &Address, session: u64) -> Key {
-    (address.to_string(), session)
-}
-
-/// Whether a session already has a step connection to this milter.
-pub(crate) fn is_open(address: &Address, session: u64) -> bool {
-    table().contains_key(&key(address, session))
-}
-
-fn table() -> std::sync::MutexGuard<'static, HashMap<Key, Entry>> {
-    // A panic while holding the lock leaves the table itself consistent.
-    OPEN.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The session's state, created at its first event; reaps idle connections on the way.
-fn entry(address: &Address, session: u64) -> Arc<tokio::sync::Mutex<State>> {
-    let now = Instant::now();
-    let mut open = table();
-    let mut reaped: Vec<Arc<tokio::sync::Mutex<State>>> = Vec::new();
-    open.retain(|_, e| {
-        let keep = now.duration_since(e.last_used) < IDLE;
-        if !keep {
-            reaped.push(e.state.clone());
-        }
-        keep
-    });
-    let k = key(address, session);
-    if !open.contains_key(&k) && open.len() >= MAX_OPEN {
-        let oldest = open
-            .iter()
-            .min_by_key(|(_, e)| e.last_used)
-            .map(|(k, _)| k.clone());
-        if let Some(e) = oldest.and_then(|o| open.remove(&o)) {
-            reaped.push(e.state);
-        }
-    }
-    let e = open.entry(k).or_insert_with(|| Entry {
-        state: Default::default(),
-        last_used: now,
-    });
-    e.last_used = now;
-    let state = e.state.clone();
-    drop(open);
-    for old in reaped {
-        tokio::spawn(async move { old.lock().await.close().await });
-    }
-    state
-}
-
 /// Runs one step of a session's conversation.
 pub(crate) async fn drive(
     address: &Address,
@@ -159,22 +90,22 @@ pub(crate) async fn drive(
     match step {
         Step::Nothing => return Ok(Outcome::next()),
         Step::Quit => {
-            let gone = table().remove(&key(address, session));
+            let gone = open::remove(address, session);
             if let Some(e) = gone {
-                e.state.lock().await.close().await;
+                e.lock().await.close().await;
             }
             return Ok(Outcome::next());
         }
         _ => {}
     }
-    let state = entry(address, session);
+    let state = open::entry(address, session);
     let mut st = state.lock().await;
     let result = st.advance(address, step, ctx, daemon).await;
     if result.is_err() {
         // Start over on a fresh connection at the session's next event.
         st.conn = None;
         drop(st);
-        table().remove(&key(address, session));
+        open::remove(address, session);
     }
     result
 }
@@ -424,7 +355,7 @@ impl State {
     }
 
     /// Ends the conversation: abort an open message, then quit.
-    async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         let open = self.mail;
         if let Some(conn) = self.conn.take() {
             conn.close(open).await;
