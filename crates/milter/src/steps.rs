@@ -77,6 +77,8 @@ pub(crate) struct State {
     session_done: bool,
     /// The milter is done with this message; the outcome to give at end of data.
     message_done: Option<Outcome>,
+    /// A step is being run; still set when the next one starts, that one was cancelled.
+    in_flight: bool,
 }
 
 /// Runs one step of a session's conversation.
@@ -100,7 +102,14 @@ pub(crate) async fn drive(
     }
     let state = open::entry(address, session);
     let mut st = state.lock().await;
+    if st.in_flight {
+        // The previous step was cut short (the binding's timeout): its answer may still be on
+        // the way, so the connection cannot be trusted; start over on a fresh one.
+        *st = State::default();
+    }
+    st.in_flight = true;
     let result = st.advance(address, step, ctx, daemon).await;
+    st.in_flight = false;
     if result.is_err() {
         // Start over on a fresh connection at the session's next event.
         st.conn = None;
