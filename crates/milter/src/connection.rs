@@ -180,6 +180,14 @@ impl Connection {
         wire::read_frame(&mut self.io).await
     }
 
+    /// Tells the milter the message is over (no answer is due); the connection stays for the
+    /// session's next message.
+    pub(crate) async fn abort(&mut self) -> Result<(), MilterError> {
+        wire::write_frame(&mut self.io, cmd::ABORT, &[]).await?;
+        self.io.flush().await?;
+        Ok(())
+    }
+
     /// Ends the conversation politely: abort the message if it was not finished, then quit.
     /// Errors are ignored: the verdict is already known.
     pub(crate) async fn close(mut self, abort: bool) {

@@ -9,6 +9,8 @@
 //! - `answer`: a milter's replies and modifications, and header value normalisation.
 //! - `macros`: the Sendmail macros sent at each stage.
 //! - `replay`: the end-of-data conversation and its mapping onto Postern's outcome.
+//! - `steps`: the step mode, one connection per session driven across protocol events.
+//! - `open`: the step connections open, process-wide, and their reaper.
 //! - `error`: why a conversation failed.
 //!
 //! # Design
@@ -23,8 +25,14 @@
 //! connection, like Postfix's after-queue milters; its answers become one [`Outcome`]: the
 //! verdict from its final reply and the changes from its modifications. Any failure — the
 //! milter is down, closes early, sends garbage or a frame over the limit — is an error, so the
-//! binding's `on_error` policy applies. Only `end-of-data` is accepted for now: driving a
-//! milter step by step across a session's protocol events is not built.
+//! binding's `on_error` policy applies.
+//!
+//! A milter bound to protocol events (`session-start`, `inbound:HELO`/`EHLO`, `inbound:MAIL`,
+//! `inbound:RCPT`, `session-end`) is driven step by step on one connection per session, shared
+//! by every binding of the same milter address (see `steps`). Steps not yet sent are sent
+//! first, so the milter always sees a well-formed conversation. At `end-of-data` a session that
+//! already has a step connection to the milter finishes its message there; otherwise the
+//! message is replayed on a fresh connection.
 //!
 //! [`Outcome`]: postern_sink_api::Outcome
 
@@ -33,7 +41,9 @@ mod answer;
 mod connection;
 mod error;
 mod macros;
+mod open;
 mod replay;
+mod steps;
 mod wire;
 
 use std::sync::Arc;
@@ -69,7 +79,15 @@ impl SinkFactory for Factory {
     }
 
     fn fits(&self, event: &Event) -> bool {
-        *event == Event::EndOfData
+        match event {
+            Event::SessionStart | Event::EndOfData | Event::SessionEnd | Event::Inbound(None) => {
+                true
+            }
+            Event::Inbound(Some(verb)) => {
+                matches!(verb.as_str(), "HELO" | "EHLO" | "MAIL" | "RCPT")
+            }
+            _ => false,
+        }
     }
 
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
@@ -98,9 +116,22 @@ struct Milter {
 impl Sink for Milter {
     fn on_event<'a>(&'a self, ctx: &'a Context) -> Call<'a> {
         Call::pending(async move {
-            replay::replay(&self.address, ctx, &self.daemon_name)
-                .await
-                .map_err(|e| SinkError::Failed(format!("milter {}: {e}", self.address)))
+            let session = ctx.session.as_ref().map(|s| s.id);
+            let stepped = match (steps::Step::of(ctx), session) {
+                (Some(steps::Step::Message), Some(id)) if !open::is_open(&self.address, id) => None,
+                (Some(step), Some(id)) => Some((step, id)),
+                _ => None,
+            };
+            let result = match stepped {
+                Some((step, id)) => {
+                    steps::drive(&self.address, id, step, ctx, &self.daemon_name).await
+                }
+                None if ctx.event == Event::EndOfData => {
+                    replay::replay(&self.address, ctx, &self.daemon_name).await
+                }
+                None => Ok(postern_sink_api::Outcome::next()),
+            };
+            result.map_err(|e| SinkError::Failed(format!("milter {}: {e}", self.address)))
         })
     }
 }

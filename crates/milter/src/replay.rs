@@ -85,11 +85,25 @@ async fn converse(
         return Ok((outcome, false));
     }
 
+    from_rcpt(conn, ctx, daemon, true).await
+}
+
+/// The recipients (when `send_rcpts`) and everything after them up to end of message; shared
+/// with the step mode, which finishes a message on the session's connection.
+pub(crate) async fn from_rcpt(
+    conn: &mut Connection,
+    ctx: &Context,
+    daemon: &str,
+    send_rcpts: bool,
+) -> Result<(Outcome, bool), MilterError> {
+    let msg = &ctx.message;
+    let stage = |stage, rcpt| (stage, macros::for_stage(stage, ctx, daemon, rcpt));
     // A recipient the milter refuses is dropped from the message (its client was already
     // told 250); when it refuses them all, the message is refused with its last answer.
     let mut changes = Vec::new();
     let mut last_refusal = None;
-    for rcpt in &msg.recipients {
+    let rcpts = if send_rcpts { &msg.recipients[..] } else { &[] };
+    for rcpt in rcpts {
         send(conn, stage(cmd::RCPT, Some(&rcpt.address))).await?;
         let path = format!("<{}>", rcpt.address);
         let answer = conn
@@ -108,7 +122,7 @@ async fn converse(
         }
     }
     if let Some(refusal) = last_refusal
-        && changes.len() == msg.recipients.len()
+        && changes.len() == rcpts.len()
     {
         return Ok((final_outcome(refusal, Vec::new()), false));
     }
@@ -168,7 +182,7 @@ async fn converse(
     Ok((final_outcome(answer, changes), true))
 }
 
-async fn send(
+pub(crate) async fn send(
     conn: &mut Connection,
     (stage, pairs): (u8, Vec<(&'static str, String)>),
 ) -> Result<(), MilterError> {
@@ -266,7 +280,7 @@ fn change(m: Modification, leading_space: bool) -> Vec<Change> {
 
 /// The outcome of a finished (or refused) message: body chunks become one replacement, and
 /// changes apply only when the message is accepted, as in Sendmail.
-fn final_outcome(answer: Answer, changes: Vec<Change>) -> Outcome {
+pub(crate) fn final_outcome(answer: Answer, changes: Vec<Change>) -> Outcome {
     let verdict = match answer {
         Answer::Continue | Answer::Accept => Verdict::Continue,
         Answer::Discard => {
@@ -298,7 +312,7 @@ fn final_outcome(answer: Answer, changes: Vec<Change>) -> Outcome {
 
 /// Before end of message, only continue goes on: accept ends the conversation with no change,
 /// a refusal or discard ends it with that verdict; anything else is out of place.
-fn early(answer: Answer) -> Result<Option<Outcome>, MilterError> {
+pub(crate) fn early(answer: Answer) -> Result<Option<Outcome>, MilterError> {
     match answer {
         Answer::Continue => Ok(None),
         Answer::Accept => Ok(Some(Outcome::next())),
@@ -311,7 +325,7 @@ fn early(answer: Answer) -> Result<Option<Outcome>, MilterError> {
 }
 
 /// SMFIC_CONNECT's data: host name, family, port, address.
-fn connect_data(ctx: &Context) -> Vec<u8> {
+pub(crate) fn connect_data(ctx: &Context) -> Vec<u8> {
     let mut data = Vec::new();
     let remote = ctx.session.as_ref().map(|s| s.remote).or_else(|| {
         let info = &ctx.message.info;
@@ -333,7 +347,7 @@ fn connect_data(ctx: &Context) -> Vec<u8> {
     data
 }
 
-fn nul(text: &str) -> Vec<u8> {
+pub(crate) fn nul(text: &str) -> Vec<u8> {
     let mut data = Vec::with_capacity(text.len() + 1);
     wire::push_str(&mut data, text);
     data

@@ -9,8 +9,9 @@ use postern_sink_api::{
     Call, Change, Context, EnhancedCode, Event, Instance, Reply, Scope, SessionInfo, SinkFactory,
     SinkResult, SinkSpec, Verdict,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+
+mod common;
+use common::{Frames, frame, milter, optneg};
 
 // Protocol flags used below (Sendmail's mfdef.h).
 const NOHELO: u32 = 0x2;
@@ -18,64 +19,6 @@ const NR_HDR: u32 = 0x80;
 const SKIP: u32 = 0x400;
 const HDR_LEADSPC: u32 = 0x10_0000;
 const ALL_ACTIONS: u32 = 0x1ff;
-
-type Frames = Vec<(u8, Vec<u8>)>;
-
-fn frame(code: u8, data: &[u8]) -> Vec<u8> {
-    let mut out = ((data.len() + 1) as u32).to_be_bytes().to_vec();
-    out.push(code);
-    out.extend_from_slice(data);
-    out
-}
-
-fn optneg(actions: u32, steps: u32) -> Vec<u8> {
-    let mut d = 6u32.to_be_bytes().to_vec();
-    d.extend_from_slice(&actions.to_be_bytes());
-    d.extend_from_slice(&steps.to_be_bytes());
-    frame(b'O', &d)
-}
-
-/// Serves one connection: answers negotiation with `neg`, every other command with what
-/// `respond` returns (raw frames; an empty one hangs up), and returns what it received.
-async fn milter(
-    neg: Vec<u8>,
-    respond: impl Fn(u8, &[u8]) -> Vec<Vec<u8>> + Send + 'static,
-) -> (SocketAddr, tokio::task::JoinHandle<Frames>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut got = Vec::new();
-        loop {
-            let mut len = [0u8; 4];
-            if s.read_exact(&mut len).await.is_err() {
-                break;
-            }
-            let mut data = vec![0u8; u32::from_be_bytes(len) as usize];
-            s.read_exact(&mut data).await.unwrap();
-            let code = data.remove(0);
-            // Macros and abort get no answer.
-            let answer = match code {
-                b'O' => vec![neg.clone()],
-                b'D' | b'A' | b'Q' => Vec::new(),
-                _ => respond(code, &data),
-            };
-            got.push((code, data));
-            if code == b'Q' {
-                break;
-            }
-            for f in answer {
-                // An empty frame stands for hanging up.
-                if f.is_empty() {
-                    return got;
-                }
-                s.write_all(&f).await.unwrap();
-            }
-        }
-        got
-    });
-    (addr, task)
-}
 
 fn context(recipients: &[&str], body: &str) -> Context {
     let mut msg = MailMsg {

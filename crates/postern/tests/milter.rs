@@ -436,11 +436,12 @@ fn a_milter_that_is_down_or_sends_garbage_gets_the_bindings_on_error() {
 }
 
 #[test]
-fn a_milter_binding_is_refused_off_end_of_data_or_with_a_bad_address() {
+fn a_milter_binding_is_refused_off_the_protocol_events_or_with_a_bad_address() {
     let dir = workdir();
     let d = dir.path();
     for (event, sink) in [
-        ("inbound:MAIL", "milter:inet:8891@127.0.0.1"),
+        ("submission", "milter:inet:8891@127.0.0.1"),
+        ("inbound:DATA", "milter:inet:8891@127.0.0.1"),
         ("end-of-data", "milter:127.0.0.1:8891"),
         ("end-of-data", "milter:inet:localhost"),
     ] {
