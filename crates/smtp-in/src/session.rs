@@ -233,12 +233,18 @@ where
         if reply.code == 220 {
             // With no greeting delay, input already waiting as the greeting goes out was sent
             // before the client could have seen it: one read that does not wait finds it.
-            let peek = self.input.fill(&mut self.stream);
-            match tokio::time::timeout(std::time::Duration::ZERO, peek).await {
-                Ok(Ok(0)) => return Flow::Close(End::ClientClosed),
-                Ok(Ok(_)) => return self.refuse_early_talker(),
-                Ok(Err(e)) => return Flow::Close(End::Io(e.to_string())),
-                Err(_) => {}
+            // Polled once, not under a zero time-out: a zero-length tokio timer still waits for
+            // the next tick of the timer wheel (up to a millisecond), which every connection
+            // would pay before its greeting.
+            let peeked = {
+                let mut peek = std::pin::pin!(self.input.fill(&mut self.stream));
+                std::future::poll_fn(|cx| std::task::Poll::Ready(peek.as_mut().poll(cx))).await
+            };
+            match peeked {
+                std::task::Poll::Ready(Ok(0)) => return Flow::Close(End::ClientClosed),
+                std::task::Poll::Ready(Ok(_)) => return self.refuse_early_talker(),
+                std::task::Poll::Ready(Err(e)) => return Flow::Close(End::Io(e.to_string())),
+                std::task::Poll::Pending => {}
             }
         }
         self.send(&reply);
