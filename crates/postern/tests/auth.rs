@@ -397,3 +397,56 @@ fn an_inbound_auth_sink_may_authenticate_instead_of_the_user_store() {
     assert!(mail[0].contains("with ESMTPA"), "{}", mail[0]);
     assert!(server.log().contains("user=mallory"), "{}", server.log());
 }
+
+#[test]
+fn no_open_relay_from_an_untrusted_address_over_tls_either() {
+    if !tool("python3") {
+        return;
+    }
+    let (_dir, server) = server_with_alice();
+    // From 127.0.0.2 after STARTTLS (the server's self-signed certificate, not checked): relaying
+    // is refused without AUTH and after a failed AUTH, and allowed after a good one.
+    let script = format!(
+        r#"
+import smtplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP("127.0.0.1", {port}, source_address=("127.0.0.2", 0)) as s:
+    s.ehlo("tls.test")
+    code, _ = s.starttls(context=ctx)
+    assert code == 220, code
+    s.ehlo("tls.test")
+    def relay():
+        s.mail("someone@elsewhere.test")
+        code, text = s.rcpt("far@elsewhere.test")
+        s.rset()
+        return code, text
+    code, text = relay()
+    assert code == 550 and text.startswith(b"5.7.1"), (code, text)
+    try:
+        s.login("alice", "wrong")
+        raise SystemExit("a wrong password was accepted")
+    except smtplib.SMTPAuthenticationError as e:
+        assert e.smtp_code == 535, e
+    code, text = relay()
+    assert code == 550 and text.startswith(b"5.7.1"), (code, text)
+    s.login("alice", "s3cret pass")
+    code, text = relay()
+    assert code == 250, (code, text)
+print("ok")
+"#,
+        port = server.addr.port(),
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
