@@ -171,7 +171,8 @@ impl Pool {
         no_tls.insert(address, Instant::now());
     }
 
-    /// Idle connections now open (for tests and metrics).
+    /// Idle connections now open.
+    #[cfg(test)]
     pub(crate) fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.values().map(Vec::len).sum()

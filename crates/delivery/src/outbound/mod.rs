@@ -141,16 +141,6 @@ impl Outbound {
         })
     }
 
-    /// The resolver (shared with sinks that look names up).
-    pub fn resolver(&self) -> &Resolver {
-        &self.resolver
-    }
-
-    /// Idle connections kept open now.
-    pub fn idle_connections(&self) -> usize {
-        self.pool.idle_count()
-    }
-
     /// Delivers `msg` to `recipients` (indices) through the next hop `hop`.
     pub async fn deliver(
         &self,
