@@ -303,6 +303,18 @@ pub(crate) struct ServeArgs {
     /// The server's name in the greeting, EHLO and trace fields.
     #[arg(long, value_name = "NAME")]
     pub(crate) hostname: Option<String>,
+    /// The admin API's address (IP:PORT, port 0 for a free one), instead of `[admin] address`;
+    /// "" turns the admin API off.
+    #[arg(long, value_name = "ADDR", value_parser = admin_listen)]
+    pub(crate) admin_listen: Option<AdminListen>,
+}
+
+/// `--admin-listen`: an address, or `None` for "" (off).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdminListen(pub(crate) Option<SocketAddr>);
+
+fn admin_listen(text: &str) -> Result<AdminListen, String> {
+    postern_config::admin_address(text).map(AdminListen)
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@
 //! # Layout
 //! - `cli`: the command line.
 //! - `serve`: `postern serve` — recovery, transport, listeners, shutdown.
+//! - `admin`: the admin listener of `serve` (token, address line, the API's state).
 //! - `check`: `postern check-config`; `postern config default` prints the embedded default.
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
 //! - `queue`: `postern queue …`: `check` verifies the spool.
@@ -40,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod binding;
 mod binding_view;
 mod check;
