@@ -42,6 +42,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use error::{AdminError, ApiError};
+pub use queue::{Filter, detail, summary};
+
+/// Where `postern serve` writes the admin listener's bound address, in the data folder, for
+/// the command line to find it (the configured port may be 0).
+pub const ADDRESS_FILE: &str = "admin.address";
 
 /// The largest request body accepted (larger ones get 413).
 pub const MAX_BODY: usize = 1 << 20;

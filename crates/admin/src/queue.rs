@@ -20,8 +20,9 @@ use crate::{AdminState, ApiError};
 const PER_PAGE: usize = 50;
 const MAX_PER_PAGE: usize = 1000;
 
-/// The filters of a listing, checked.
-struct Filter {
+/// The filters of a listing (`state`, `sender`, `recipient`, `domain`, `older_than`) and its
+/// page, checked; shared with `postern queue` reading the spool without a server.
+pub struct Filter {
     state: Option<&'static str>,
     sender: Option<String>,
     recipient: Option<String>,
@@ -32,7 +33,8 @@ struct Filter {
 }
 
 impl Filter {
-    fn parse(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+    /// Checks the query parameters; the error names the one at fault.
+    pub fn parse(query: &HashMap<String, String>) -> Result<Self, ApiError> {
         for key in query.keys() {
             if !matches!(
                 key.as_str(),
@@ -105,6 +107,11 @@ impl Filter {
                 .is_none_or(|age| now.saturating_sub(m.arrival_ms) >= age)
     }
 
+    /// Whether a message passes every filter.
+    pub fn keeps(&self, m: &QueuedMessage, msg: &MailMsg, now: u64) -> bool {
+        self.keeps_summary(m, now) && self.keeps_recipients(msg)
+    }
+
     fn needs_recipients(&self) -> bool {
         self.recipient.is_some() || self.domain.is_some()
     }
@@ -143,7 +150,8 @@ fn next_attempt(state: QueueState) -> Option<String> {
     }
 }
 
-fn summary(m: &QueuedMessage, msg: Option<&MailMsg>) -> Value {
+/// A message as listed (SUMMARY of the contract).
+pub fn summary(m: &QueuedMessage, msg: Option<&MailMsg>) -> Value {
     let recipients: Vec<&str> = msg
         .map(|msg| msg.recipients.iter().map(|r| r.address.as_str()).collect())
         .unwrap_or_default();
@@ -207,7 +215,12 @@ pub(crate) async fn show(
     let unknown = || ApiError::not_found(format!("no message {id} in the queue"));
     let m = state.spool.get(id).ok_or_else(unknown)?;
     let msg = state.spool.load(id).await.map_err(|_| unknown())?;
-    let mut out = summary(&m, Some(&msg));
+    Ok(Json(detail(&m, &msg)))
+}
+
+/// A message in full: the summary, each recipient's status, the headers and the history.
+pub fn detail(m: &QueuedMessage, msg: &MailMsg) -> Value {
+    let mut out = summary(m, Some(msg));
     let recipients: Vec<Value> = msg
         .recipients
         .iter()
@@ -252,7 +265,7 @@ pub(crate) async fn show(
             json!({"envid": msg.sender.as_ref().and_then(|s| s.params.envid.clone())}),
         );
     }
-    Ok(Json(out))
+    out
 }
 
 fn control_error(e: ControlError) -> ApiError {

@@ -18,6 +18,10 @@ use tracing::info;
 pub(crate) async fn open(config: &Config, address: SocketAddr) -> Result<(TcpListener, String)> {
     let token = postern_admin::token::load_or_create(&config.data_dir)?;
     let listener = postern_admin::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let path = config.data_dir.join(postern_admin::ADDRESS_FILE);
+    std::fs::write(&path, format!("{bound}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok((listener, token))
 }
 
