@@ -18,6 +18,7 @@
 //! - `props`: reading typed properties with errors that name the property.
 //! - `route_table`: choose next hops at `route` from a TOML table of rules, reloaded when it
 //!   changes.
+//! - `hold_queue`: hold messages for approval or until a delivery window opens.
 //! - `data_dir`: the data folder, where relative file properties are found.
 //!
 //! # Design
@@ -40,6 +41,7 @@ mod dkim_verify;
 mod dmarc;
 mod ehlo_keyword;
 mod fault;
+mod hold_queue;
 mod hosts;
 mod log;
 mod mailauth;
@@ -75,6 +77,7 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(command::Factory),
         Arc::new(hosts::Factory),
         Arc::new(route_table::Factory),
+        Arc::new(hold_queue::Factory),
         Arc::new(spf::Factory(env.clone())),
         Arc::new(dkim_verify::Factory(env.clone())),
         Arc::new(arc_verify::Factory(env.clone())),
