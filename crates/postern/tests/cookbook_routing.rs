@@ -1,85 +1,12 @@
-//! The routing recipes of docs/cookbook.md, run as written: the fenced blocks under each
-//! recipe's heading are read from the file — TOML blocks written where their first comment line
-//! says (`# postern.toml`, `# DATA/NAME`), each `postern …` line of a `sh` block run against the
-//! running server's data folder — with only the peers' ports replaced by the real ones.
+//! The routing recipes of docs/cookbook.md, run as written (read from the file by
+//! `common::cookbook`) against a running server, with only the peers' ports replaced by the
+//! real ones.
 
 mod common;
 
+use common::Postern;
+use common::cookbook::{recipe, run_commands, toml_block, wait_registry_loads};
 use common::peers::{Mx, wait_track};
-use common::{Postern, binding};
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-/// A recipe's fenced blocks: (info string, lines).
-fn recipe(heading: &str) -> Vec<(String, Vec<String>)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cookbook.md");
-    let text = std::fs::read_to_string(&path).expect("docs/cookbook.md");
-    let wanted = format!("## {heading}");
-    let mut lines = text
-        .lines()
-        .skip_while(|l| l.trim_end() != wanted)
-        .skip(1)
-        .take_while(|l| !l.starts_with("## "));
-    let mut blocks = Vec::new();
-    while let Some(line) = lines.next() {
-        if let Some(info) = line.strip_prefix("```") {
-            let body: Vec<String> = lines
-                .by_ref()
-                .take_while(|l| !l.starts_with("```"))
-                .map(str::to_owned)
-                .collect();
-            blocks.push((info.to_owned(), body));
-        }
-    }
-    assert!(
-        !blocks.is_empty(),
-        "no recipe {heading:?} in docs/cookbook.md"
-    );
-    blocks
-}
-
-/// The TOML block whose first line is `# WHERE`, with `ports` replaced.
-fn toml_block(blocks: &[(String, Vec<String>)], place: &str, ports: &[(&str, String)]) -> String {
-    let (_, body) = blocks
-        .iter()
-        .find(|(info, body)| info == "toml" && body.first().map(String::as_str) == Some(place))
-        .unwrap_or_else(|| panic!("no toml block for {place}"));
-    let mut text = body.join("\n") + "\n";
-    for (from, to) in ports {
-        text = text.replace(from, to);
-    }
-    text
-}
-
-/// Runs each `postern binding …` line of the `sh` blocks against `dir`'s data folder.
-fn run_commands(blocks: &[(String, Vec<String>)], dir: &Path) -> usize {
-    let mut n = 0;
-    for (_, body) in blocks.iter().filter(|(info, _)| info == "sh") {
-        for line in body {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let ["postern", "binding", rest @ ..] = words.as_slice() else {
-                panic!("a recipe command this test cannot run: {line}");
-            };
-            let (code, _, err) = binding(dir, rest);
-            assert_eq!(code, 0, "{line}: {err}");
-            n += 1;
-        }
-    }
-    n
-}
-
-/// Waits until the server has loaded the registry `n` more times than at start.
-fn wait_registry_loads(server: &Postern, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.log().matches("binding registry loaded").count() < n + 1 {
-        assert!(
-            Instant::now() < deadline,
-            "registry not reloaded:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 const LISTENER: &str = "[[listener]]\naddress = \"127.0.0.1:0\"\n\
     [[domain]]\nname = \"localhost\"\nusers = \"*\"\n\
