@@ -6,6 +6,8 @@ mod common;
 
 use common::peers::wait_track;
 use common::{Postern, bind};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn has_state(log: &[serde_json::Value], recipient: &str, state: &str) -> bool {
@@ -26,12 +28,77 @@ fn clock(minutes: u64) -> String {
     format!("{:02}:{:02}", m / 60, m % 60)
 }
 
-fn send(server: &Postern, to: &str) {
+/// Sends a message to `to`; returns its queue id (the last word of the 250 reply).
+fn send(server: &Postern, to: &str) -> String {
     let reply =
         server
             .client()
             .send_message("alice@example.org", &[to], "Subject: hold\r\n\r\nx\r\n");
     assert_eq!(reply.code, 250, "{reply:?}");
+    reply
+        .text()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `postern queue VERB ID` against the running server, which must succeed.
+fn queue(dir: &Path, verb: &str, id: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_postern"))
+        .args(["queue", verb, id, "--data-dir"])
+        .arg(dir.join("data"))
+        .output()
+        .expect("run postern");
+    assert!(
+        out.status.success(),
+        "queue {verb} {id}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn hold_binding(dir: &Path, prop: &str, rcpt: &str) {
+    let rule = format!("RCPT TO={rcpt}");
+    let mut args = vec!["--event", "post-categorize", "--sink", "builtin:hold-queue"];
+    for p in prop.split(' ') {
+        args.extend(["--prop", p]);
+    }
+    args.extend(["--rule", &rule]);
+    bind(dir, &args);
+}
+
+#[test]
+fn a_message_held_for_approval_is_delivered_once_released_and_not_held_again() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    hold_binding(dir.path(), "mode=approval", "held@localhost");
+    let server = Postern::start_in(dir.path(), None);
+    let id = send(&server, "held@localhost");
+    let data = dir.path().join("data");
+    wait_track(&data, "held", |log| {
+        log.iter().any(|r| r["state"] == "held")
+    });
+    assert!(server.new_mail("localhost", "held").read_dir().is_err());
+    queue(dir.path(), "release", &id);
+    server.wait_for_mail("localhost", "held", 1);
+}
+
+#[test]
+fn a_message_waiting_for_its_window_goes_at_once_when_retried_by_an_administrator() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    // Opens in two hours: only the administrator can bring the message back before.
+    let window = format!("window={}-{} timezone=UTC", clock(120), clock(180));
+    hold_binding(dir.path(), &window, "later@localhost");
+    let server = Postern::start_in(dir.path(), None);
+    let id = send(&server, "later@localhost");
+    let data = dir.path().join("data");
+    wait_track(&data, "deferred to the window", |log| {
+        has_state(log, "later@localhost", "deferred")
+    });
+    assert!(server.new_mail("localhost", "later").read_dir().is_err());
+    queue(dir.path(), "retry", &id);
+    server.wait_for_mail("localhost", "later", 1);
 }
 
 #[test]
