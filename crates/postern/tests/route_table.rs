@@ -66,6 +66,24 @@ fn binding_add_refuses_a_table_with_an_error_naming_file_and_line() {
 }
 
 #[test]
+fn check_config_reports_a_bound_table_that_has_gone_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_table(&data, "[[rule]]\ndomain = \"partner.test\"\ndrop = true\n");
+    bind(dir.path(), ARGS);
+    write_table(&data, "[[rule]]\ndomain = \"partner.test\"\ndrop = maybe\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
+        .args(["check-config", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("routes.toml: line 3"), "{err}");
+}
+
+#[test]
 fn an_edited_table_applies_to_the_next_message_and_a_bad_edit_keeps_the_last_good_one() {
     let first = Mx::start("127.0.0.1", "{}");
     let second = Mx::start("127.0.0.1", "{}");
