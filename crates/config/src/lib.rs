@@ -35,6 +35,8 @@
 //! [[route]]
 //! domain = "example.org"         # required: "*", "example.org" or "*.example.org"
 //! smarthost = "relay.example.net:587"  # required: host[:port] or [ip-literal]:port; port 25
+//!                                # (also "smtp:host:port", "lmtp:host[:port]" (port 24) and
+//!                                # "lmtp:unix:PATH", a socket relative to data_dir)
 //!
 //! [limits]
 //! max_message_size = "25M"       # octets, or with k/K, M, G, T or KiB… (powers of 1024)
@@ -133,8 +135,8 @@ pub use admin::{Admin, DEFAULT_ADMIN_PORT, admin_address};
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use inbound::{ListenerMode, Tls, TlsFiles};
 pub use model::{
-    Config, Delivery, DiskReserve, Dns, DomainPattern, Limits, Listener, LocalDomain, Log,
-    LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
+    Config, Delivery, DiskReserve, Dns, DomainPattern, HopProtocol, Limits, Listener, LocalDomain,
+    Log, LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
 };
 pub use security::Auth;
 

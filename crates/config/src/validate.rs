@@ -220,12 +220,12 @@ fn routes(
         let span = route.domain.span();
         let pattern = names::domain_pattern(route.domain.get_ref())
             .map_err(|why| problems.at(span.clone(), &field, why));
-        let smarthost = names::smarthost(route.smarthost.get_ref()).map_err(|why| {
+        let smarthost = names::route_hop(route.smarthost.get_ref()).map_err(|why| {
             problems.at(route.smarthost.span(), format!("route[{i}].smarthost"), why)
         });
         let tls = crate::outbound::route_tls(route.tls, format!("route[{i}].tls"), problems);
         let ca_file = route.ca_file.map(|f| PathBuf::from(f.into_inner()));
-        let (Ok(domain), Ok((host, port))) = (pattern, smarthost) else {
+        let (Ok(domain), Ok((host, port, protocol))) = (pattern, smarthost) else {
             continue;
         };
         if let Some((_, first)) = routes.iter().find(|(r, _)| r.domain == domain) {
@@ -252,6 +252,7 @@ fn routes(
                 domain,
                 host,
                 port,
+                protocol,
                 tls,
                 ca_file,
             },

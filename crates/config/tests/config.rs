@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_config::{
-    Auth, Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, Limits, Listener,
-    ListenerMode, LocalDomain, Log, LogFormat, Overrides, Position, Queue, Route, RouteTls, Source,
-    Tls, TlsFiles, Users,
+    Auth, Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, HopProtocol, Limits,
+    Listener, ListenerMode, LocalDomain, Log, LogFormat, Overrides, Position, Queue, Route,
+    RouteTls, Source, Tls, TlsFiles, Users,
 };
 
 const FULL: &str = r#"
@@ -119,6 +119,7 @@ fn route(domain: DomainPattern, host: &str, port: u16) -> Route {
         domain,
         host: host.to_owned(),
         port,
+        protocol: HopProtocol::Smtp,
         tls: RouteTls::Opportunistic,
         ca_file: None,
     }

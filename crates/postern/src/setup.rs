@@ -34,6 +34,8 @@ pub(crate) fn config(
         .map_err(|why| format!("--hostname: {why}"))?;
     // Relative `script:PATH` bindings are taken from the data folder.
     postern_script::set_data_dir(&config.data_dir);
+    // And the files built-in sinks name by a relative path (`builtin:route-table`'s `file`).
+    postern_sinks::set_data_dir(&config.data_dir);
     Ok(config)
 }
 

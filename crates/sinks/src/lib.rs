@@ -16,6 +16,10 @@
 //! - `mailauth`: what those share: the `mail-auth` authenticator on the `[dns] servers`
 //!   resolver ([`Env`]), the `Authentication-Results:` writer, policies, keys.
 //! - `props`: reading typed properties with errors that name the property.
+//! - `route_table`: choose next hops at `route` from a TOML table of rules, reloaded when it
+//!   changes.
+//! - `hold_queue`: hold messages for approval or until a delivery window opens.
+//! - `data_dir`: the data folder, where relative file properties are found.
 //!
 //! # Design
 //! A built-in sink is a factory that checks its properties once, when the registry loads, and
@@ -30,17 +34,20 @@ mod add_header;
 mod arc_seal;
 mod arc_verify;
 mod command;
+mod data_dir;
 mod delay;
 mod dkim_sign;
 mod dkim_verify;
 mod dmarc;
 mod ehlo_keyword;
 mod fault;
+mod hold_queue;
 mod hosts;
 mod log;
 mod mailauth;
 mod props;
 mod reply;
+mod route_table;
 mod set_fate;
 mod spf;
 
@@ -48,6 +55,7 @@ use std::sync::Arc;
 
 use postern_sink_api::SinkFactory;
 
+pub use data_dir::set_data_dir;
 pub use mailauth::Env;
 
 /// Every built-in sink factory, for a server called `localhost` on the system's resolver: enough
@@ -68,6 +76,8 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(fault::Factory),
         Arc::new(command::Factory),
         Arc::new(hosts::Factory),
+        Arc::new(route_table::Factory),
+        Arc::new(hold_queue::Factory),
         Arc::new(spf::Factory(env.clone())),
         Arc::new(dkim_verify::Factory(env.clone())),
         Arc::new(arc_verify::Factory(env.clone())),
