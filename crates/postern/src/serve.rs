@@ -96,6 +96,8 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let transport = Transport::new(config.clone(), host.clone(), spool.clone(), ids.clone())
         .context("starting the transport")?;
     let transport_task = tokio::spawn(transport.run(intake, recovered.live, shutdown.clone()));
+    let pickup = postern_transport::Pickup::new(&config, spool.clone(), ids.clone(), inbox.clone());
+    let pickup_task = tokio::spawn(pickup.run(postern_transport::PICKUP_POLL, shutdown.clone()));
 
     // Before the listening line: a SIGTERM sent as soon as it is read must close the queue.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -145,6 +147,7 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     }
     let _ = stop.send(true);
     let _ = serving.await;
+    let _ = pickup_task.await;
     let _ = transport_task.await;
     let stats = spool.stats();
     info!(
