@@ -334,6 +334,47 @@ mod tests {
     }
 
     #[test]
+    fn bad_properties_are_refused_naming_the_property() {
+        let cases = [
+            (
+                "no folder",
+                vec![("format", "mbox")],
+                "`folder` is required",
+            ),
+            (
+                "unknown format",
+                vec![("folder", "a"), ("format", "eml")],
+                "`format`",
+            ),
+            (
+                "hours",
+                vec![("folder", "a"), ("retention", "12h")],
+                "`retention`",
+            ),
+        ];
+        for (name, props, want) in cases {
+            let mut properties = Properties::default();
+            for (k, v) in props {
+                properties.set(k, v);
+            }
+            let spec = SinkSpec {
+                binding_id: "b".into(),
+                binding_name: "archive".into(),
+                event: Event::Submission,
+                properties,
+                target: "archive".into(),
+            };
+            let factory = Factory {
+                data_dir: PathBuf::new(),
+            };
+            let Err(SinkError::Config(why)) = factory.create(&spec) else {
+                panic!("{name}: accepted");
+            };
+            assert!(why.contains(want), "{name}: {why}");
+        }
+    }
+
+    #[test]
     fn retention_is_whole_days() {
         assert_eq!(parse_retention("30d").unwrap(), 30);
         assert_eq!(parse_retention("2w").unwrap(), 14);

@@ -201,3 +201,38 @@ fn quoted_printable_round_trips() {
     assert!(encoded.split(|&b| b == b'\n').all(|l| l.len() <= 77));
     assert_eq!(qp_decode(&encoded), text.as_bytes());
 }
+
+#[test]
+fn a_binding_needs_one_footer_and_not_a_text_and_its_file() {
+    use postern_mailmsg::Properties;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("footer.txt"), "From the file.\n").unwrap();
+    let factory = Factory {
+        data_dir: Some(dir.path().to_owned()),
+    };
+    let spec = |props: &[(&str, &str)]| {
+        let mut properties = Properties::default();
+        for (k, v) in props {
+            properties.set(*k, *v);
+        }
+        SinkSpec {
+            binding_id: "b".into(),
+            binding_name: "footer".into(),
+            event: Event::Submission,
+            properties,
+            target: "disclaimer".into(),
+        }
+    };
+    let why = |props: &[(&str, &str)]| match factory.create(&spec(props)) {
+        Err(SinkError::Config(why)) => why,
+        _ => panic!("{props:?} accepted"),
+    };
+    assert!(why(&[]).contains("is required"));
+    assert!(why(&[("text", "a"), ("text_file", "footer.txt")]).contains("not both"));
+    assert!(why(&[("html_file", "missing.html")]).contains("missing.html"));
+    assert!(
+        factory
+            .create(&spec(&[("text_file", "footer.txt")]))
+            .is_ok()
+    );
+}
