@@ -101,6 +101,8 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         recovered.live,
         shutdown.clone(),
     ));
+    let pickup = postern_transport::Pickup::new(&config, spool.clone(), ids.clone(), inbox.clone());
+    let pickup_task = tokio::spawn(pickup.run(postern_transport::PICKUP_POLL, shutdown.clone()));
 
     // Before the listening line: a SIGTERM sent as soon as it is read must close the queue.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -172,6 +174,7 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     if let Some(task) = admin_task {
         let _ = task.await;
     }
+    let _ = pickup_task.await;
     let _ = transport_task.await;
     let stats = spool.stats();
     info!(

@@ -15,6 +15,8 @@
 //! - `dkim_sign`, `arc_seal`: DKIM signing and ARC sealing.
 //! - `mailauth`: what those share: the `mail-auth` authenticator on the `[dns] servers`
 //!   resolver ([`Env`]), the `Authentication-Results:` writer, policies, keys.
+//! - `archive`: a copy of each message in a Maildir or mbox archive per day, with a retention.
+//! - `disclaimer`: a text and HTML footer spliced into the body parts; signed mail left alone.
 //! - `props`: reading typed properties with errors that name the property.
 //! - `route_table`: choose next hops at `route` from a TOML table of rules, reloaded when it
 //!   changes.
@@ -33,9 +35,11 @@
 mod add_header;
 mod arc_seal;
 mod arc_verify;
+mod archive;
 mod command;
 mod data_dir;
 mod delay;
+mod disclaimer;
 mod dkim_sign;
 mod dkim_verify;
 mod dmarc;
@@ -51,6 +55,7 @@ mod route_table;
 mod set_fate;
 mod spf;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use postern_sink_api::SinkFactory;
@@ -61,7 +66,28 @@ pub use mailauth::Env;
 /// Every built-in sink factory, for a server called `localhost` on the system's resolver: enough
 /// to check bindings; a server uses [`with_env`].
 pub fn all() -> Vec<Arc<dyn SinkFactory>> {
-    with_env(Env::new("localhost", Vec::new()))
+    let mut all = with_env(Env::new("localhost", Vec::new()));
+    all.extend(with_files(None));
+    all
+}
+
+/// The built-in sinks that keep or read files: a relative path in their properties is taken
+/// from `data_dir` (the server's DATA).
+pub fn with_data(data_dir: &Path) -> Vec<Arc<dyn SinkFactory>> {
+    with_files(Some(data_dir))
+}
+
+/// Without a data folder (checking bindings outside a server), a relative path is not resolved
+/// and the file it names is read when a server loads the binding.
+fn with_files(data_dir: Option<&Path>) -> Vec<Arc<dyn SinkFactory>> {
+    vec![
+        Arc::new(archive::Factory {
+            data_dir: data_dir.map(Path::to_owned).unwrap_or_default(),
+        }),
+        Arc::new(disclaimer::Factory {
+            data_dir: data_dir.map(Path::to_owned),
+        }),
+    ]
 }
 
 /// Every built-in sink factory; the mail authentication sinks use `env`'s name and resolver.

@@ -5,6 +5,7 @@
 //!   post-categorize, route (per recipient), store (per local recipient), remote delivery.
 //! - `defaults`: the default sinks of those events (categorizer, router, Maildir store).
 //! - `remote`: remote recipients grouped by next hop, handed to the outbound SMTP client.
+//! - `pickup`: the pickup folder, `DATA/pickup/`: files dropped there submitted like SMTP mail.
 //! - `finish`: telling the queue, retries and expiry, fates, the `track` event.
 //! - `retry`: the retry schedule, expiry and the delay warning, as pure functions.
 //! - `scheduler`: one ordered index of waiting messages (ids and due times only).
@@ -27,6 +28,7 @@ mod bounce;
 mod control;
 mod defaults;
 mod finish;
+mod pickup;
 mod pipeline;
 mod remote;
 mod retry;
@@ -46,6 +48,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info};
 
 pub use control::ControlError;
+pub use pickup::{PICKUP_POLL, Pickup};
 pub use pipeline::Pass;
 
 /// How many messages go through the pipeline at once.
