@@ -1,0 +1,131 @@
+//! The web dashboard in a real browser: headless Chromium driven through chromedriver
+//! (WebDriver), clicking through the pages as an administrator would.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (scripts/test installs them); without them the
+//! test fails and says so. Each run saves a screenshot of the page to
+//! `target/dashboard-screenshot.png` (beside the build, so CI can keep it as an artifact).
+
+#[path = "dashboard/stub_api.rs"]
+mod stub_api;
+#[path = "dashboard/webdriver.rs"]
+mod webdriver;
+
+use std::path::PathBuf;
+
+use stub_api::{HOSTILE, StubApi, TOKEN};
+use webdriver::Browser;
+
+const HELD: &str = "01HELD0000000000000000000A";
+const QUEUED: &str = "01QUEUED00000000000000000B";
+
+/// Where a screenshot named `name` goes: the cargo target folder.
+fn screenshot_path(name: &str) -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().map(|t| t.join(name)).unwrap_or(tmp)
+}
+
+/// Logs in with `token` on the page at `url`, checking a wrong token is refused first.
+fn log_in(browser: &Browser, url: &str, token: &str) {
+    browser.goto(url);
+    let field = browser.wait("#token");
+    field.type_text("not-the-token");
+    browser.wait("#login-button").click();
+    browser.wait_text("#login-error", "Wrong token");
+    assert!(
+        browser.find("#nav").is_some_and(|n| !n.displayed()),
+        "a wrong token got past the login"
+    );
+    field.clear();
+    field.type_text(token);
+    browser.wait("#login-button").click();
+    browser.wait_text("#status-facts", "0.1.0");
+}
+
+/// The pages against a stand-in API with awkward data: every view, every kind of button, and no
+/// data ever read as markup.
+#[test]
+fn the_pages_drive_the_api_and_show_data_as_text() {
+    let api = StubApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&dir.path().join("chromedriver.log"));
+    log_in(&browser, &api.url(), TOKEN);
+
+    // Status.
+    browser.wait_text("#status-facts", "1h 2m 5s");
+    browser.wait_text("#status-listeners", "127.0.0.1:2525");
+    browser.wait_text("#status-queue-counts td[data-count='held']", "1");
+    browser.wait_text("#status-queue-counts td[data-count='total']", "2");
+    assert_eq!(
+        browser.execute("return sessionStorage.getItem('postern-admin-token')"),
+        TOKEN,
+        "the token is kept for the tab"
+    );
+
+    // The queue: a sender full of markup stays text.
+    browser.wait("#nav-queue").click();
+    browser.wait(&format!("tr[data-id='{HELD}']"));
+    let row = browser.wait(&format!("tr[data-id='{QUEUED}']"));
+    assert!(row.text().contains(HOSTILE), "{}", row.text());
+    assert_eq!(
+        browser.execute("return [document.title, document.querySelectorAll('main img').length]"),
+        serde_json::json!(["Postern", 0])
+    );
+
+    // Held messages, and releasing one.
+    browser
+        .wait("#queue-states button[data-state='held']")
+        .click();
+    browser.wait_gone(&format!("tr[data-id='{QUEUED}']"));
+    browser
+        .wait(&format!(
+            "tr[data-id='{HELD}'] button[data-action='release']"
+        ))
+        .click();
+    browser.wait_text("#notice", "now queued");
+    assert_eq!(api.state_of(HELD).as_deref(), Some("queued"));
+    browser.wait_text("#queue-summary", "No message is held");
+
+    // A message's detail and trace, then deleting it after the confirmation.
+    browser.wait("#queue-states button[data-state='']").click();
+    browser.wait(&format!("tr[data-id='{QUEUED}'] a")).click();
+    browser.wait_text("#message-trace", "hold-all");
+    browser.wait_text("#message-headers", "<b>not bold</b>");
+    browser.wait_text("#trace-final", "still in the queue");
+    browser
+        .wait("#message-actions button[data-action='delete']")
+        .click();
+    let asked = browser.accept_dialog();
+    assert!(
+        asked.contains(&format!("Delete message {QUEUED}")),
+        "{asked}"
+    );
+    browser.wait("#view-queue");
+    browser.wait_gone(&format!("tr[data-id='{QUEUED}']"));
+    assert_eq!(api.state_of(QUEUED), None);
+
+    // Bindings per event in chain order; disabling one.
+    browser.wait("#nav-bindings").click();
+    let first = browser.wait("table[data-event='end-of-data'] tbody tr:first-child");
+    assert!(first.text().contains("hold-all"), "{}", first.text());
+    browser.wait_text("tr[data-binding='b-2']", "0.25 ms");
+    browser.wait("button[data-toggle='b-2']").click();
+    browser.wait_text("#notice", "hold-all disabled");
+    browser.wait_text("button[data-toggle='b-2']", "Enable");
+    let disabled = api.state.lock().unwrap().bindings[1]["enabled"].clone();
+    assert_eq!(disabled, false);
+    let calls = api.state.lock().unwrap().calls.clone();
+    assert!(
+        calls.contains(&"PATCH /v1/bindings/b-2".to_owned()),
+        "{calls:?}"
+    );
+
+    browser.screenshot(&screenshot_path("dashboard-screenshot.png"));
+
+    // Logging out forgets the token.
+    browser.wait("#logout").click();
+    browser.wait("#token");
+    assert_eq!(
+        browser.execute("return sessionStorage.getItem('postern-admin-token')"),
+        serde_json::Value::Null
+    );
+}
