@@ -97,6 +97,7 @@
 //! - `names`: the syntax of domains, domain patterns, local parts, smarthosts and networks.
 //! - `units`: durations and sizes.
 //! - `security`: `[auth]` and the abuse limits (rates, greeting delay).
+//! - `admin`: `[admin]`, the admin API's listener.
 //! - `locate`: the field at a byte offset, for the errors `toml` reports by span only.
 //! - `error`: [`ConfigError`], [`ConfigErrors`], [`Position`].
 //!
@@ -112,6 +113,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod error;
 mod inbound;
 mod locate;
@@ -127,6 +129,7 @@ mod validate;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+pub use admin::{Admin, DEFAULT_ADMIN_PORT, admin_address};
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use inbound::{ListenerMode, Tls, TlsFiles};
 pub use model::{
@@ -200,6 +203,7 @@ fn built_in_default() -> Config {
         queue: Queue::default(),
         tls: Tls::default(),
         auth: Auth::default(),
+        admin: Admin::default(),
         source: Source::Embedded,
     }
 }

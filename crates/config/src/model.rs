@@ -41,6 +41,8 @@ pub struct Config {
     pub tls: crate::Tls,
     /// SMTP AUTH (`[auth]`).
     pub auth: crate::Auth,
+    /// `[admin]`: the admin API's listener.
+    pub admin: crate::Admin,
     /// Where this configuration came from.
     pub source: Source,
 }
@@ -358,6 +360,8 @@ pub struct Overrides {
     pub listen: Vec<SocketAddr>,
     /// Replaces `hostname`; checked as the file's `hostname` is.
     pub hostname: Option<String>,
+    /// Replaces `[admin] address` (`Some(None)` turns the admin API off).
+    pub admin: Option<Option<SocketAddr>>,
 }
 
 impl Config {
@@ -430,6 +434,9 @@ impl Config {
         }
         if let Some(hostname) = &overrides.hostname {
             self.hostname = hostname.clone();
+        }
+        if let Some(admin) = overrides.admin {
+            self.admin.address = admin;
         }
         Ok(())
     }

@@ -68,6 +68,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
     let queue = queue(raw.queue, problems);
     let tls = crate::inbound::tls(raw.tls, problems);
     let auth = crate::security::auth(raw.auth, problems);
+    let admin = crate::admin::admin(raw.admin, problems);
     Config {
         hostname,
         data_dir,
@@ -83,6 +84,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
         queue,
         tls,
         auth,
+        admin,
         source,
     }
 }

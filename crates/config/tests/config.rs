@@ -230,6 +230,7 @@ fn full_example_parses_to_the_expected_values() {
             failure_delay: Duration::from_millis(200),
             lockout: Duration::from_secs(600),
         },
+        admin: postern_config::Admin::default(),
         source: Source::File(PathBuf::from("postern.toml")),
     };
     assert_eq!(full(), want);
@@ -442,6 +443,7 @@ fn overrides() {
                 data_dir: Some(PathBuf::from("/srv/mail")),
                 listen: listen.clone(),
                 hostname: Some("mx.example.net".into()),
+                ..Overrides::default()
             },
             data_dir: "/srv/mail",
             bindings_file: "/srv/mail/bindings.toml",

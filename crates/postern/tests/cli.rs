@@ -485,6 +485,7 @@ fn log_level_option_wins_over_rust_log() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
         .current_dir(d)
         .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -2,9 +2,11 @@
 //! (WebDriver), clicking through the pages as an administrator would.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (scripts/test installs them); without them the
-//! test fails and says so. Each run saves a screenshot of the page to
-//! `target/dashboard-screenshot.png` (beside the build, so CI can keep it as an artifact).
+//! test fails and says so. Each run saves screenshots of the page beside the build, so CI can
+//! keep them as artifacts: `target/dashboard-screenshot.png` (the real server) and
+//! `target/dashboard-stub-screenshot.png` (the stand-in API).
 
+mod common;
 #[path = "dashboard/stub_api.rs"]
 mod stub_api;
 #[path = "dashboard/webdriver.rs"]
@@ -12,6 +14,7 @@ mod webdriver;
 
 use std::path::PathBuf;
 
+use common::{Postern, bind, workdir};
 use stub_api::{HOSTILE, StubApi, TOKEN};
 use webdriver::Browser;
 
@@ -119,7 +122,7 @@ fn the_pages_drive_the_api_and_show_data_as_text() {
         "{calls:?}"
     );
 
-    browser.screenshot(&screenshot_path("dashboard-screenshot.png"));
+    browser.screenshot(&screenshot_path("dashboard-stub-screenshot.png"));
 
     // Logging out forgets the token.
     browser.wait("#logout").click();
@@ -128,4 +131,68 @@ fn the_pages_drive_the_api_and_show_data_as_text() {
         browser.execute("return sessionStorage.getItem('postern-admin-token')"),
         serde_json::Value::Null
     );
+}
+
+/// The real server: the admin listener serves the pages, the token comes from DATA/admin.token,
+/// and a message held by `builtin:set-fate fate=hold` is released from the page and delivered.
+#[test]
+fn a_held_message_is_released_from_the_page_and_delivered() {
+    let dir = workdir();
+    bind(
+        dir.path(),
+        &[
+            "--event",
+            "end-of-data",
+            "--sink",
+            "builtin:set-fate",
+            "--prop",
+            "fate=hold",
+            "--name",
+            "hold-all",
+        ],
+    );
+    let server = Postern::start_in(dir.path(), None);
+    let mut client = server.client();
+    let reply = client.send_message(
+        "alice@client.test",
+        &["bob@localhost"],
+        "Subject: held for the dashboard\r\n\r\nbody",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let id = reply
+        .text()
+        .rsplit(' ')
+        .next()
+        .expect("queue id")
+        .to_owned();
+
+    let browser = Browser::start(&dir.path().join("chromedriver.log"));
+    log_in(
+        &browser,
+        &format!("{}/", server.admin_url()),
+        &server.admin_token(),
+    );
+    browser.wait_text("#status-queue-counts td[data-count='held']", "1");
+
+    browser.wait("#nav-queue").click();
+    browser
+        .wait("#queue-states button[data-state='held']")
+        .click();
+    let row = browser.wait_text(&format!("tr[data-id='{id}']"), "held");
+    assert!(row.text().contains("bob@localhost"), "{}", row.text());
+
+    // The detail page, with the subject among the headers.
+    browser.wait(&format!("tr[data-id='{id}'] a")).click();
+    browser.wait_text("#message-headers", "held for the dashboard");
+    browser.wait_text("#message-facts", "held");
+    browser.screenshot(&screenshot_path("dashboard-screenshot.png"));
+
+    browser
+        .wait("#message-actions button[data-action='release']")
+        .click();
+    browser.wait_text("#notice", "now queued");
+    let mail = server.wait_for_mail("localhost", "bob", 1);
+    assert!(mail[0].contains("held for the dashboard"), "{}", mail[0]);
+    browser.wait("#nav-queue").click();
+    browser.wait_gone(&format!("tr[data-id='{id}']"));
 }
