@@ -198,7 +198,17 @@ async function showMessage(id) {
 }
 
 async function showBindings() {
-  const answer = await Api.get("/v1/bindings");
+  let answer;
+  try {
+    answer = await Api.get("/v1/bindings");
+  } catch (e) {
+    // A server whose API has no bindings endpoints yet: say where to look instead.
+    if (e.status !== 404) throw e;
+    fill($("bindings-events"), el("p", { id: "bindings-missing" },
+      "This server's admin API has no bindings endpoint (" + e.message + "); `postern binding list` shows them."));
+    show("bindings");
+    return;
+  }
   // Grouped by event, keeping the server's chain order inside each and the events' first
   // appearance between them.
   const byEvent = new Map();
