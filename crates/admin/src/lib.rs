@@ -9,6 +9,7 @@
 //! - `reload`: `POST /v1/reload`.
 //! - `body`: the JSON body parser (1 MiB cap, unknown fields refused, errors as JSON).
 //! - `status`: `GET /v1/status`.
+//! - `bindings`: `/v1/bindings…`, the registry edited as `postern binding` edits it.
 //! - `queue`: `GET /v1/queue`, `GET /v1/queue/{id}` and the actions on a message.
 //! - `assets`: the non-`/v1` paths (`/metrics`, the dashboard's files).
 //! - `error`: [`AdminError`] (start-up) and [`ApiError`] (one refused request).
@@ -23,6 +24,7 @@
 
 mod assets;
 mod auth;
+mod bindings;
 mod body;
 mod error;
 mod queue;
@@ -37,6 +39,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::routing::{get, post};
 use postern_queue::Spool;
+use postern_sink_host::Host;
 use postern_transport::Transport;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -91,6 +94,8 @@ pub struct AdminState {
     pub connections: Option<ConnectionsHook>,
     /// Retry, hold, release, bounce and delete of a live message.
     pub transport: Arc<Transport>,
+    /// The binding registry in force, for `/v1/bindings`.
+    pub host: Option<Arc<Host>>,
     /// `POST /v1/reload`.
     pub reload: Option<ReloadHook>,
     /// `GET /metrics`; 404 when `None`.
@@ -113,6 +118,7 @@ impl AdminState {
             spool,
             connections: None,
             transport,
+            host: None,
             reload: None,
             metrics: None,
             trace: None,
@@ -127,6 +133,13 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/status", get(status::status))
         .route("/queue", get(queue::list))
         .route("/reload", post(reload::reload))
+        .route("/bindings", get(bindings::list).post(bindings::create))
+        .route(
+            "/bindings/{key}",
+            get(bindings::show)
+                .patch(bindings::patch)
+                .delete(bindings::delete),
+        )
         .route("/queue/{id}", get(queue::show).delete(queue::delete))
         .route("/queue/{id}/trace", get(queue::trace))
         .route("/queue/{id}/{action}", post(queue::act))

@@ -76,6 +76,7 @@ pub(crate) fn serve(
     });
     let connections = server.connections.clone();
     state.connections = Some(Arc::new(move || connections.open()));
+    state.host = Some(server.host.clone());
     let host = server.host.clone();
     state.reload = Some(Arc::new(move || {
         host.reload().map(|_| ()).map_err(|e| e.to_string())

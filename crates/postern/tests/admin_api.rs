@@ -314,3 +314,119 @@ fn hold_delete_and_bounce_act_on_live_messages() {
     let (status, _) = api.post("/v1/queue/01ARZ3NDEKTSV4RRFFQ69G5FAV/hold", "");
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn bindings_are_added_changed_and_removed_live_with_the_cli_validation() {
+    let server = Postern::start();
+    let api = Api::of(&server);
+    let (status, body) = api.get("/v1/bindings");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["bindings"], serde_json::json!([]));
+
+    let (status, made) = api.post(
+        "/v1/bindings",
+        r#"{"event":"end-of-data","sink":"builtin:set-fate","name":"hold-all","priority":"high","properties":{"fate":"hold"}}"#,
+    );
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["name"], "hold-all");
+    assert_eq!(made["event"], "end-of-data");
+    assert_eq!(made["sink"], "builtin:set-fate");
+    assert_eq!(made["priority"], 8191);
+    assert_eq!(made["enabled"], true);
+    assert_eq!(made["properties"]["fate"], "hold");
+    assert!(made["rule"].is_null());
+    // Written to the registry file, as `postern binding list` shows.
+    let (code, listed, _) = common::binding(&server.dir, &["list", "--json"]);
+    assert_eq!(code, 0);
+    assert!(listed.contains("hold-all"), "{listed}");
+
+    // Applied at once: the next message is held.
+    send_mail(&server, "alice@example.org", "bob@localhost", "live");
+    api.wait_for_queue("state=held", 1);
+    let (_, shown) = api.get("/v1/bindings/hold-all");
+    assert_eq!(shown["id"], made["id"]);
+    assert_eq!(shown["stats"]["calls"], 1, "{shown}");
+    let (status, _) = api.get(&format!(
+        "/v1/bindings/{}",
+        made["id"].as_str().expect("id")
+    ));
+    assert_eq!(status, StatusCode::OK);
+
+    // Refused, and nothing changed.
+    let cases: &[(&str, &str, StatusCode, Option<&str>)] = &[
+        (
+            "unknown field",
+            r#"{"event":"end-of-data","sink":"builtin:set-fate","colour":"red"}"#,
+            StatusCode::BAD_REQUEST,
+            Some("colour"),
+        ),
+        (
+            "bad event",
+            r#"{"event":"nonsense","sink":"builtin:set-fate"}"#,
+            StatusCode::BAD_REQUEST,
+            Some("event"),
+        ),
+        (
+            "bad sink",
+            r#"{"event":"end-of-data","sink":"nowhere"}"#,
+            StatusCode::BAD_REQUEST,
+            Some("sink"),
+        ),
+        (
+            "bad priority",
+            r#"{"event":"end-of-data","sink":"builtin:set-fate","priority":99999}"#,
+            StatusCode::BAD_REQUEST,
+            Some("priority"),
+        ),
+        (
+            "bad property",
+            r#"{"event":"end-of-data","sink":"builtin:set-fate","properties":{"fate":"sideways"}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+        ),
+        (
+            "duplicate name",
+            r#"{"event":"end-of-data","sink":"builtin:set-fate","name":"hold-all","properties":{"fate":"hold"}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+        ),
+        ("malformed", r#"{"event":"#, StatusCode::BAD_REQUEST, None),
+    ];
+    for (name, body, want, field) in cases {
+        let (status, answer) = api.post("/v1/bindings", body);
+        assert_eq!(status, *want, "{name}: {answer}");
+        assert_error(&answer, *field);
+    }
+    let (status, answer) = send(
+        api.authed(api.http.patch(format!("{}/v1/bindings/hold-all", api.url)))
+            .body(r#"{"rule":"REMOTE=999.1.1.1/99"}"#),
+    );
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let (status, _) = send(
+        api.authed(api.http.patch(format!("{}/v1/bindings/nobody", api.url)))
+            .body(r#"{"enabled":false}"#),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, body) = api.get("/v1/bindings");
+    assert_eq!(body["bindings"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["bindings"][0]["rule"], Value::Null);
+
+    // Disabled live: the next message is delivered.
+    let (status, patched) = send(
+        api.authed(api.http.patch(format!("{}/v1/bindings/hold-all", api.url)))
+            .body(r#"{"enabled":false,"properties":{"fate":"badmail"}}"#),
+    );
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["enabled"], false);
+    assert_eq!(patched["properties"]["fate"], "badmail");
+    send_mail(&server, "alice@example.org", "bob@localhost", "after");
+    server.wait_for_mail("localhost", "bob", 1);
+
+    let (status, gone) = api.delete("/v1/bindings/hold-all");
+    assert_eq!(status, StatusCode::OK, "{gone}");
+    assert_eq!(gone["deleted"], true);
+    let (status, _) = api.get("/v1/bindings/hold-all");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.delete("/v1/bindings/hold-all");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
