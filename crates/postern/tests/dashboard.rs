@@ -14,7 +14,7 @@ mod webdriver;
 
 use std::path::PathBuf;
 
-use common::{Postern, bind, workdir};
+use common::{Postern, bind, binding, workdir};
 use stub_api::{HOSTILE, StubApi, TOKEN};
 use webdriver::Browser;
 
@@ -134,7 +134,8 @@ fn the_pages_drive_the_api_and_show_data_as_text() {
 }
 
 /// The real server: the admin listener serves the pages, the token comes from DATA/admin.token,
-/// and a message held by `builtin:set-fate fate=hold` is released from the page and delivered.
+/// a message held by `builtin:set-fate fate=hold` is released from the page and delivered, and
+/// the holding binding is disabled from the page.
 #[test]
 fn a_held_message_is_released_from_the_page_and_delivered() {
     let dir = workdir();
@@ -196,7 +197,35 @@ fn a_held_message_is_released_from_the_page_and_delivered() {
     browser.wait("#nav-queue").click();
     browser.wait_gone(&format!("tr[data-id='{id}']"));
 
-    // This build's API has no /v1/bindings yet: the view says where to look instead.
+    // Disabling the holding binding from the page: the registry says so, and it stops firing.
     browser.wait("#nav-bindings").click();
-    browser.wait_text("#bindings-missing", "postern binding list");
+    let row = browser.wait_text("tr[data-name='hold-all']", "builtin:set-fate");
+    assert!(row.text().contains("yes"), "{}", row.text());
+    browser
+        .wait("tr[data-name='hold-all'] button[data-toggle]")
+        .click();
+    browser.wait_text("#notice", "hold-all disabled");
+    browser.wait_text("tr[data-name='hold-all'] button[data-toggle]", "Enable");
+    let (code, listed, err) = binding(dir.path(), &["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("binding list JSON");
+    let hold = find_named(&listed, "hold-all").unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(hold["enabled"], false, "{hold}");
+    let reply = server.client().send_message(
+        "alice@client.test",
+        &["bob@localhost"],
+        "Subject: not held\r\n\r\nbody",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    server.wait_for_mail("localhost", "bob", 2);
+}
+
+/// The object named `name` anywhere in a JSON document.
+fn find_named<'a>(value: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) if map.get("name").is_some_and(|n| n == name) => Some(value),
+        serde_json::Value::Object(map) => map.values().find_map(|v| find_named(v, name)),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_named(v, name)),
+        _ => None,
+    }
 }
