@@ -81,6 +81,7 @@ pub(crate) fn serve(
     state.reload = Some(Arc::new(move || {
         host.reload().map(|_| ()).map_err(|e| e.to_string())
     }));
+    state.assets = Some(postern_dashboard::asset);
     let state = Arc::new(state);
     Ok(async move {
         if let Err(e) = postern_admin::serve(listener, state, shutdown).await {
