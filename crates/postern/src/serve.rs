@@ -70,6 +70,9 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         );
     }
     let _watcher = host.watch(REGISTRY_POLL);
+    // One set of metrics for the whole server; the admin listener serves `metrics.encode()`.
+    let metrics = Arc::new(postern_metrics::Metrics::new());
+    metrics.watch_bindings(host.clone());
 
     // Recovery runs before any listener opens: every accepted message is back in the queue.
     let (spool, recovered) = Spool::open(
@@ -79,6 +82,7 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     .await
     .context("opening the queue")?;
     info!(messages = recovered.live.len(), "queue recovered");
+    metrics.watch_spool(spool.clone());
     if !recovered.damage.is_empty() {
         // The spool logged each range and each lost message; this says where to look.
         tracing::error!(
@@ -95,6 +99,7 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let ids = Arc::new(QueueIdGenerator::new(node));
     let transport = Transport::new(config.clone(), host.clone(), spool.clone(), ids.clone())
         .context("starting the transport")?;
+    transport.count_into(metrics.clone());
     let transport_task = tokio::spawn(transport.run(intake, recovered.live, shutdown.clone()));
 
     // Before the listening line: a SIGTERM sent as soon as it is read must close the queue.
@@ -130,7 +135,9 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         out.flush()?;
     }
     let server = Arc::new(
-        Server::new(config.clone(), host, spool.clone(), ids, shutdown, inbox).with_tls(tls),
+        Server::new(config.clone(), host, spool.clone(), ids, shutdown, inbox)
+            .with_tls(tls)
+            .with_metrics(metrics.clone()),
     );
     info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "postern started");
     let listeners = listeners

@@ -179,6 +179,7 @@ where
             }
         };
         let st = &mut self.st;
+        st.server.metrics.message_received();
         msg.content = Content::new(raw);
         let protocol = received::protocol(&st.info, &msg).to_owned();
         let info = &mut msg.info;
@@ -205,6 +206,7 @@ where
                     info!(session = st.info.id, queue_id = %id, from = %msg.sender_address(),
                           recipients = msg.recipients.len(), size = msg.info.size,
                           remote = %st.info.remote.ip(), "message accepted");
+                    st.server.metrics.message_queued();
                     st.server.submit(msg).await;
                 }
                 Err(e) => {
