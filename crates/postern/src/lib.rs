@@ -26,6 +26,8 @@
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
 //! - `queue`: `postern queue …`: `check` verifies the spool.
 //! - `sink_try`: `postern sink try`, one sink run once offline.
+//! - [`trace`]: `postern trace QUEUE_ID`, a message's timeline from the logs; [`trace::load`]
+//!   gives it to the admin API.
 //! - `user`: `postern user add|passwd|remove|list`, the AUTH user store.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
 //!   sink catalog.
@@ -48,6 +50,7 @@ mod queue;
 mod serve;
 mod setup;
 mod sink_try;
+pub mod trace;
 mod user;
 
 use std::ffi::OsString;
@@ -123,6 +126,7 @@ impl Builder {
             cli::Command::Queue(command) => queue::run(command),
             cli::Command::User(command) => user::run(command),
             cli::Command::Sink(cli::SinkCommand::Try(args)) => sink_try::run(&args),
+            cli::Command::Trace(args) => trace::run(args),
         };
         match result {
             Ok(code) => code,
