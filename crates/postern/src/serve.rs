@@ -83,6 +83,17 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     .context("opening the queue")?;
     info!(messages = recovered.live.len(), "queue recovered");
     metrics.watch_spool(spool.clone());
+    {
+        let spool = spool.clone();
+        metrics.watch_queue(move || {
+            let [queued, deferred, held] = spool.count_by_state().map(|n| n as u64);
+            postern_metrics::QueueCounts {
+                queued,
+                deferred,
+                held,
+            }
+        });
+    }
     if !recovered.damage.is_empty() {
         // The spool logged each range and each lost message; this says where to look.
         tracing::error!(
