@@ -53,6 +53,19 @@ class Scraper:
         self.thread.join(timeout=10)
 
 
+def wait_http(url, timeout=20):
+    """Polls `url` until it answers 200 (the admin listener is up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing serves {url}: is the admin listener built in?")
+
+
 def run(runs, scale, write):
     admin_port = free_port()
     off = Postern("postern-admin-off", config='[admin]\naddress = ""\n')
@@ -62,7 +75,7 @@ def run(runs, scale, write):
     pair = [off, on]
     for s in pair:
         s.start()
-    servers.wait_port(admin_port)
+    wait_http(f"http://127.0.0.1:{admin_port}/metrics")
     scraper = Scraper(f"http://127.0.0.1:{admin_port}/metrics")
     results = {}
     try:
