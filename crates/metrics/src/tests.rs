@@ -133,3 +133,48 @@ fn promtool_accepts_the_exposition() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A sink call through the real dispatcher moves the binding families: one `ok` call, one
+/// duration observation, no failure.
+#[tokio::test]
+async fn a_dispatched_call_shows_in_the_binding_families() {
+    use postern_sink_host::NoDefault;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bindings.toml");
+    let mut catalog = Catalog::new();
+    for factory in postern_sinks::all() {
+        catalog.add_builtin(factory);
+    }
+    let mut binding = Binding::new(
+        "stamp",
+        Event::parse("submission").unwrap(),
+        SinkRef::parse("builtin:add-header").unwrap(),
+    );
+    binding.properties.set("name", "X-Stamp");
+    binding.properties.set("value", "yes");
+    registry::save(&path, &[binding]).unwrap();
+    let host = Arc::new(Host::load(&path, catalog).unwrap());
+    let metrics = Metrics::new();
+    metrics.watch_bindings(host.clone());
+
+    let mut ctx = postern_sink_api::Context::new(
+        Event::parse("submission").unwrap(),
+        host.server_props.clone(),
+    );
+    host.snapshot().dispatch(&mut ctx, &mut NoDefault).await;
+
+    let text = metrics.encode();
+    let labels = "binding=\"stamp\",event=\"submission\"";
+    for line in [
+        format!("postern_binding_calls_total{{{labels},outcome=\"ok\"}} 1"),
+        format!("postern_binding_calls_total{{{labels},outcome=\"error\"}} 0"),
+        format!("postern_binding_failures_total{{{labels},kind=\"panic\"}} 0"),
+        format!("postern_binding_duration_seconds_count{{{labels}}} 1"),
+        format!("postern_binding_duration_seconds_bucket{{le=\"+Inf\",{labels}}} 1"),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
+}
