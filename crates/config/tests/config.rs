@@ -193,6 +193,8 @@ fn full_example_parses_to_the_expected_values() {
         log: Log {
             format: LogFormat::Json,
             level: "postern_smtp_in=debug,info".to_owned(),
+            decisions_max_size: 64 << 20,
+            decisions_keep: 5,
         },
         dns: Dns {
             servers: vec![

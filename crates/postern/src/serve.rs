@@ -70,6 +70,18 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         );
     }
     let _watcher = host.watch(REGISTRY_POLL);
+    let decisions = postern_sink_host::DecisionLog::open(
+        &config.data_dir,
+        config.log.decisions_max_size,
+        config.log.decisions_keep,
+    )
+    .with_context(|| {
+        format!(
+            "opening the decision log in {}",
+            config.data_dir.join("log").display()
+        )
+    })?;
+    host.record_decisions_into(Arc::new(decisions));
     // One set of metrics for the whole server; the admin listener serves `metrics.encode()`.
     let metrics = Arc::new(postern_metrics::Metrics::new());
     metrics.watch_bindings(host.clone());

@@ -3,7 +3,9 @@
 //!
 //! The timeline is built from the track log (`DATA/log/track.jsonl` and its rotated files,
 //! oldest first): every change of the message's state, each delivery attempt with its next hop
-//! and the remote's reply, and the binding that decided where a sink, not a default, decided.
+//! and the remote's reply, and the binding that decided where a sink, not a default, decided;
+//! merged with the decision log (`DATA/log/decisions.jsonl`): every binding that fired on the
+//! message, with its event, outcome and the changes it asked for.
 //! [`load`] gives it as JSON for the admin API (`GET /v1/queue/{id}/trace`); the command prints
 //! it for people, or the same JSON with `--json`.
 
@@ -20,34 +22,19 @@ use crate::setup;
 
 /// The log files a trace reads, below `DATA/log`, and how many rotated copies to look for.
 const TRACK_LOG: &str = "track.jsonl";
+const DECISION_LOG: &str = postern_sink_host::decisions::FILE_NAME;
 const ROTATED_MAX: usize = 100;
 
 /// States of a recipient at a delivery attempt (the others concern the whole message).
 const DELIVERY_STATES: [&str; 4] = ["delivered", "deferred", "bounced", "expired"];
 
 /// The trace of message `id` from the logs below `data_dir`:
-/// `{"id","entries":[{"at":"RFC3339","kind":"event|delivery|state",...}],"final_state"}`, or
-/// `None` when no log line names the message.
+/// `{"id","entries":[{"at":"RFC3339","kind":"event|binding|delivery|state",...}],"final_state"}`,
+/// or `None` when no log line names the message.
 pub fn load(data_dir: &Path, id: &str) -> Option<Value> {
-    let mut entries = Vec::new();
-    for path in log_files(&data_dir.join("log"), TRACK_LOG) {
-        let Ok(file) = std::fs::File::open(&path) else {
-            continue;
-        };
-        for line in BufReader::new(file).lines().map_while(Result::ok) {
-            // Cheap filter before parsing: most lines are about other messages.
-            if !line.contains(id) {
-                continue;
-            }
-            let Ok(Value::Object(record)) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if record.get("queue_id").and_then(Value::as_str) != Some(id) {
-                continue;
-            }
-            entries.push(entry(record));
-        }
-    }
+    let dir = data_dir.join("log");
+    let mut entries: Vec<Value> = records(&dir, TRACK_LOG, id).map(entry).collect();
+    entries.extend(records(&dir, DECISION_LOG, id).map(binding_entry));
     if entries.is_empty() {
         return None;
     }
@@ -56,10 +43,42 @@ pub fn load(data_dir: &Path, id: &str) -> Option<Value> {
     let final_state = entries
         .iter()
         .rev()
-        .find(|e| e["kind"] != "event")
+        .find(|e| e["kind"] != "event" && e["kind"] != "binding")
         .and_then(|e| e["state"].as_str())
         .map(str::to_owned);
     Some(json!({ "id": id, "entries": entries, "final_state": final_state }))
+}
+
+/// The records of message `id` in the log `name` below `dir` and its rotated files, oldest
+/// first.
+fn records<'a>(
+    dir: &Path,
+    name: &str,
+    id: &'a str,
+) -> impl Iterator<Item = Map<String, Value>> + 'a {
+    log_files(dir, name)
+        .into_iter()
+        .filter_map(|path| std::fs::File::open(path).ok())
+        .flat_map(|file| BufReader::new(file).lines().map_while(Result::ok))
+        // Cheap filter before parsing: most lines are about other messages.
+        .filter(move |line| line.contains(id))
+        .filter_map(|line| match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(record)) => Some(record),
+            _ => None,
+        })
+        .filter(move |record| record.get("queue_id").and_then(Value::as_str) == Some(id))
+}
+
+/// One decision-log record (a binding that fired) as a timeline entry.
+fn binding_entry(mut record: Map<String, Value>) -> Value {
+    let at = record.remove("time").unwrap_or(Value::Null);
+    record.remove("v");
+    record.remove("queue_id");
+    let mut out = Map::new();
+    out.insert("at".into(), at);
+    out.insert("kind".into(), "binding".into());
+    out.extend(record);
+    Value::Object(out)
 }
 
 /// One track-log record as a timeline entry.
@@ -127,6 +146,10 @@ fn render(trace: &Value) -> String {
     let mut out = format!("message {}\n", trace["id"].as_str().unwrap_or(""));
     for e in trace["entries"].as_array().into_iter().flatten() {
         let field = |k: &str| e.get(k).and_then(Value::as_str);
+        if field("kind") == Some("binding") {
+            out.push_str(&render_binding(e));
+            continue;
+        }
         let mut line = format!(
             "{}  {:<8} {:<10}",
             field("at").unwrap_or("?"),
@@ -156,4 +179,38 @@ fn render(trace: &Value) -> String {
         trace["final_state"].as_str().unwrap_or("unknown")
     ));
     out
+}
+
+/// A binding that fired, for people: when, the event, which binding, its outcome, then its
+/// verdict, failure and changes.
+fn render_binding(e: &Value) -> String {
+    let field = |k: &str| e.get(k).and_then(Value::as_str);
+    let mut line = format!(
+        "{}  binding  {:<10} {} ({}): {}",
+        field("at").unwrap_or("?"),
+        field("event").unwrap_or(""),
+        field("binding").unwrap_or(""),
+        field("binding_id").unwrap_or(""),
+        field("outcome").unwrap_or("")
+    );
+    if let Some(r) = field("recipient") {
+        line.push_str(&format!(" <{r}>"));
+    }
+    if let Some(v) = field("verdict") {
+        line.push_str(&format!(", {v}"));
+    }
+    if let Some(err) = field("error") {
+        line.push_str(&format!(", {err}"));
+    }
+    let changes: Vec<&str> = e["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !changes.is_empty() {
+        line.push_str(&format!(", changes: {}", changes.join("; ")));
+    }
+    line.push('\n');
+    line
 }

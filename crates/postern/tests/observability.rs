@@ -182,3 +182,235 @@ fn trace_shows_a_remote_deferral_with_its_reply_then_the_delivery_after_the_mess
     assert_eq!(code, 1);
     assert!(err.contains("no trace of 0000000000000000"), "{err}");
 }
+
+/// The decision log's entries of a trace: the bindings that fired on the message.
+fn bindings_of(trace: &serde_json::Value) -> Vec<&serde_json::Value> {
+    trace["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["kind"] == "binding")
+        .collect()
+}
+
+#[test]
+fn trace_shows_every_binding_that_fired_with_its_outcome_and_changes_and_not_the_one_that_did_not()
+{
+    let dir = workdir();
+    let d = dir.path();
+    let rcpt_id = bind(
+        d,
+        &[
+            "--event",
+            "inbound:RCPT",
+            "--sink",
+            "builtin:log",
+            "--name",
+            "rcpt-log",
+        ],
+    );
+    let tagger_id = bind(
+        d,
+        &[
+            "--event",
+            "submission",
+            "--sink",
+            "builtin:add-header",
+            "--name",
+            "tagger",
+            "--prop",
+            "name=X-Traced",
+            "--prop",
+            "value=yes",
+        ],
+    );
+    bind(
+        d,
+        &[
+            "--event",
+            "submission",
+            "--sink",
+            "builtin:add-header",
+            "--name",
+            "never",
+            "--rule",
+            "HEADER:Subject=*no such subject*",
+            "--prop",
+            "name=X-Never",
+            "--prop",
+            "value=no",
+        ],
+    );
+    bind(
+        d,
+        &[
+            "--event",
+            "submission",
+            "--sink",
+            "builtin:fault",
+            "--name",
+            "flaky",
+            "--prop",
+            "mode=error",
+            "--on-error",
+            "continue",
+        ],
+    );
+    let fate_id = bind(
+        d,
+        &[
+            "--event",
+            "post-categorize",
+            "--sink",
+            "builtin:set-fate",
+            "--name",
+            "jail",
+            "--prop",
+            "fate=badmail",
+        ],
+    );
+    let mut server = Postern::start_in(
+        d,
+        Some(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [[domain]]\nname = \"localhost\"\nusers = \"*\"\n",
+        ),
+    );
+    let reply = server.client().send_message(
+        "sender@example.org",
+        &["user@localhost"],
+        "Subject: decided\r\n\r\nhello\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let id = queued_as(&reply);
+    let badmail = d.join("data").join("badmail").join(format!("{id}.eml"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut trace = serde_json::Value::Null;
+    // The decision log is written by a thread of its own: poll until the last binding shows.
+    while std::time::Instant::now() < deadline {
+        let (code, out, _) = run_trace(d, &[&id, "--json"]);
+        if code == 0 && badmail.exists() {
+            trace = serde_json::from_str(&out).expect("JSON");
+            if bindings_of(&trace).iter().any(|b| b["binding"] == "jail") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.stop();
+    let fired = bindings_of(&trace);
+    let names: Vec<&str> = fired.iter().filter_map(|b| b["binding"].as_str()).collect();
+    assert_eq!(names, ["rcpt-log", "tagger", "flaky", "jail"], "{trace:#}");
+
+    let rcpt = fired[0];
+    assert_eq!(rcpt["binding_id"], rcpt_id.as_str(), "{rcpt}");
+    assert_eq!(rcpt["event"], "inbound:RCPT", "{rcpt}");
+    assert_eq!(rcpt["outcome"], "ok", "{rcpt}");
+
+    let tagger = fired[1];
+    assert_eq!(tagger["binding_id"], tagger_id.as_str(), "{tagger}");
+    assert_eq!(tagger["event"], "submission", "{tagger}");
+    assert_eq!(tagger["outcome"], "ok", "{tagger}");
+    let changes = tagger["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{tagger}");
+    assert!(
+        changes[0]
+            .as_str()
+            .is_some_and(|c| c.contains("X-Traced") && c.contains("yes")),
+        "{tagger}"
+    );
+
+    let flaky = fired[2];
+    assert_eq!(flaky["outcome"], "error", "{flaky}");
+    assert!(
+        flaky["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("fault injected")),
+        "{flaky}"
+    );
+
+    let jail = fired[3];
+    assert_eq!(jail["binding_id"], fate_id.as_str(), "{jail}");
+    assert_eq!(jail["event"], "post-categorize", "{jail}");
+    assert!(
+        jail["changes"][0]
+            .as_str()
+            .is_some_and(|c| c.contains("SetFate")),
+        "{jail}"
+    );
+    for e in &fired {
+        assert!(e["at"].as_str().is_some_and(|t| t.ends_with('Z')), "{e}");
+    }
+
+    // For people: one line per binding with its outcome and change.
+    let (code, text, err) = run_trace(d, &[&id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("binding") && l.contains("tagger") && l.contains("X-Traced")),
+        "{text}"
+    );
+    assert!(!text.contains("never"), "{text}");
+}
+
+#[test]
+fn the_decision_log_is_rotated_by_size_and_keeps_decisions_keep_files() {
+    let dir = workdir();
+    let d = dir.path();
+    bind(
+        d,
+        &[
+            "--event",
+            "submission",
+            "--sink",
+            "builtin:add-header",
+            "--name",
+            "tagger",
+            "--prop",
+            "name=X-Traced",
+            "--prop",
+            "value=a value long enough to fill the log",
+        ],
+    );
+    let mut server = Postern::start_in(
+        d,
+        Some(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [[domain]]\nname = \"localhost\"\nusers = \"*\"\n\
+             [log]\ndecisions_max_size = \"1K\"\ndecisions_keep = 2\n",
+        ),
+    );
+    const MESSAGES: usize = 12;
+    for n in 0..MESSAGES {
+        let reply = server.client().send_message(
+            "sender@example.org",
+            &["user@localhost"],
+            &format!("Subject: m{n}\r\n\r\nhello\r\n"),
+        );
+        assert_eq!(reply.code, 250, "{reply:?}");
+    }
+    server.wait_for_mail("localhost", "user", MESSAGES);
+    let log = d.join("data").join("log");
+    let current = log.join("decisions.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !log.join("decisions.jsonl.2").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.stop();
+    assert!(
+        log.join("decisions.jsonl.2").exists(),
+        "two rotated files kept"
+    );
+    assert!(
+        !log.join("decisions.jsonl.3").exists(),
+        "no third rotated file"
+    );
+    for file in [
+        current,
+        log.join("decisions.jsonl.1"),
+        log.join("decisions.jsonl.2"),
+    ] {
+        let len = std::fs::metadata(&file).expect("the file").len();
+        assert!(len <= 1024, "{} has {len} octets", file.display());
+    }
+}

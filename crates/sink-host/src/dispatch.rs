@@ -20,6 +20,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::apply::apply;
 use crate::binding::{BindingId, Mode, OnError};
 use crate::blocking;
+use crate::decisions::record;
 use crate::isolation::Busy;
 use crate::snapshot::{Bound, Entry, Slot, Snapshot};
 use crate::stats::BindingStats;
@@ -94,6 +95,17 @@ impl Failure {
         }
     }
 
+    /// The decision log's name for the failure.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Error(_) => "error",
+            Self::Panic(_) => "panic",
+            Self::Timeout(_) => "timeout",
+            Self::Busy(_) => "busy",
+            Self::Open => "open",
+        }
+    }
+
     /// Whether the sink itself failed (what the circuit breaker counts).
     fn is_sink_fault(&self) -> bool {
         matches!(self, Self::Error(_) | Self::Panic(_) | Self::Timeout(_))
@@ -159,8 +171,8 @@ impl Snapshot {
         let started = Instant::now();
         let result = guarded_call(bound, ctx).await;
         bound.stats.record_duration(started.elapsed());
-        let outcome = match result {
-            Ok(outcome) => outcome,
+        let (outcome, failed) = match result {
+            Ok(outcome) => (outcome, None),
             Err(failure) => {
                 let counter = match &failure {
                     Failure::Error(_) => &bound.stats.failures,
@@ -176,19 +188,40 @@ impl Snapshot {
                       on_error = b.on_error.as_str(), "sink {reason}");
                 let transport = ctx.event.kind() == EventKind::Transport;
                 match b.on_error {
-                    OnError::Continue => return None,
+                    OnError::Continue => {
+                        record(
+                            self,
+                            bound,
+                            ctx,
+                            &Outcome::next(),
+                            Some((failure.kind(), failure.describe())),
+                        );
+                        return None;
+                    }
                     // A client is told no more than the generic reply; the message's own record
                     // (its deferral reason, a DSN) says which binding failed and how.
-                    OnError::TempFail => Outcome::next().with_verdict(Verdict::TempFail(
-                        transport.then(|| format!("451 4.3.0 binding {} {reason}", b.name)),
-                    )),
-                    OnError::Reject => Outcome::next().with_verdict(Verdict::Reject(
-                        transport.then(|| format!("550 5.3.0 binding {} {reason}", b.name)),
-                    )),
+                    OnError::TempFail => (
+                        Outcome::next().with_verdict(Verdict::TempFail(
+                            transport.then(|| format!("451 4.3.0 binding {} {reason}", b.name)),
+                        )),
+                        Some(failure),
+                    ),
+                    OnError::Reject => (
+                        Outcome::next().with_verdict(Verdict::Reject(
+                            transport.then(|| format!("550 5.3.0 binding {} {reason}", b.name)),
+                        )),
+                        Some(failure),
+                    ),
                 }
             }
         };
-        if b.mode == Mode::Shadow {
+        let shadow = b.mode == Mode::Shadow;
+        let failed = match failed {
+            Some(failure) => Some((failure.kind(), failure.describe())),
+            None => shadow.then(|| ("shadow", String::new())),
+        };
+        record(self, bound, ctx, &outcome, failed);
+        if shadow {
             BindingStats::bump(&bound.stats.shadowed);
             info!(queue_id = ctx.message.id.as_ref().map(tracing::field::display),
                   binding = %b.name, binding_id = %b.id, event = %ctx.event, verdict = ?outcome.verdict,

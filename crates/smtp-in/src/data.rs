@@ -151,6 +151,10 @@ where
         let mut msg: MailMsg = (*self.st.msg).clone();
         msg.id = Some(id);
         let server = self.st.server.clone();
+        // The bindings that fired before the message had an id go into the decision log now.
+        if let Some(log) = server.host.decisions() {
+            log.attach(self.st.info.id, &id.to_string());
+        }
         let trace = received::value(
             &msg,
             &self.st.info,

@@ -448,6 +448,9 @@ where
         let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;
         let mut ctx = self.st.context(Event::SessionEnd, None);
         self.st.snapshot.dispatch(&mut ctx, &mut NoDefault).await;
+        if let Some(log) = self.st.server.host.decisions() {
+            log.session_closed(self.st.info.id);
+        }
         debug!(session = self.st.info.id, end = ?end, "session-end raised");
     }
 
