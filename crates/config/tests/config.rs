@@ -300,6 +300,8 @@ fn defaults_fill_what_is_left_out() {
     );
     assert_eq!(config.log.format, LogFormat::Text);
     assert_eq!(config.log.level, "info");
+    assert_eq!(config.log.decisions_max_size, 64 << 20);
+    assert_eq!(config.log.decisions_keep, 5);
 }
 
 #[test]
