@@ -70,18 +70,20 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         );
     }
     let _watcher = host.watch(REGISTRY_POLL);
-    let decisions = postern_sink_host::DecisionLog::open(
-        &config.data_dir,
-        config.log.decisions_max_size,
-        config.log.decisions_keep,
-    )
-    .with_context(|| {
-        format!(
-            "opening the decision log in {}",
-            config.data_dir.join("log").display()
+    let decisions = Arc::new(
+        postern_sink_host::DecisionLog::open(
+            &config.data_dir,
+            config.log.decisions_max_size,
+            config.log.decisions_keep,
         )
-    })?;
-    host.record_decisions_into(Arc::new(decisions));
+        .with_context(|| {
+            format!(
+                "opening the decision log in {}",
+                config.data_dir.join("log").display()
+            )
+        })?,
+    );
+    host.record_decisions_into(decisions.clone());
     // One set of metrics for the whole server; the admin listener serves `metrics.encode()`.
     let metrics = Arc::new(postern_metrics::Metrics::new());
     metrics.watch_bindings(host.clone());
@@ -176,6 +178,8 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let _ = stop.send(true);
     let _ = serving.await;
     let _ = transport_task.await;
+    // Sessions and passes are over: what the bindings decided is in the file before exit.
+    decisions.flush().await;
     let stats = spool.stats();
     info!(
         records = stats.records,
