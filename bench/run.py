@@ -9,8 +9,8 @@ the servers taking turns in a rotating order with the disk flushed and settled b
 measurement, and the median is reported, with the CPU time per message of each server read
 from /proc.
 
-`--relay`, `--tls` and `--deferred N` run the scenarios of bench/relay.py, bench/tls.py and
-bench/deferred.py instead;
+`--relay`, `--tls`, `--deferred N` and `--admin` run the scenarios of bench/relay.py,
+bench/tls.py, bench/deferred.py and bench/admin.py instead;
 bench/servers.py has what they share.
 """
 
@@ -22,6 +22,7 @@ import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import admin  # noqa: E402
 import deferred  # noqa: E402
 import relay  # noqa: E402
 import servers  # noqa: E402
@@ -64,10 +65,16 @@ def main():
                     help="instead: STARTTLS sessions/s and 20 TLS sessions (bench/tls.py)")
     ap.add_argument("--deferred", type=int, default=0, metavar="N",
                     help="instead: N messages deferred, memory and restart (bench/deferred.py)")
+    ap.add_argument("--admin", action="store_true",
+                    help="instead: throughput with the admin listener off, then on with /metrics "
+                         "scraped every second (bench/admin.py); written to BENCHMARKS.md "
+                         "unless --quick")
     sinks_options(ap)
     args = ap.parse_args()
     if args.sinks:
         return run_sinks(args)
+    if args.postern:
+        servers.POSTERN = os.path.abspath(args.postern)
     runs = 1 if args.quick else args.runs
     scale = 0.2 if args.quick else 1.0
     os.makedirs(WORK, exist_ok=True)
@@ -77,7 +84,9 @@ def main():
         deferred.run(max(1000, int(args.deferred * (0.1 if args.quick else 1))))
     if args.tls:
         tls.run(runs, scale, args.only)
-    if not (args.relay or args.deferred or args.tls):
+    if args.admin:
+        admin.run(runs, scale, write=not args.quick)
+    if not (args.relay or args.deferred or args.tls or args.admin):
         accept_and_discard(args, runs, scale)
 
 

@@ -4,17 +4,18 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::{AdminState, ApiError};
 
-/// The content type of the OpenMetrics exposition.
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-pub(crate) async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
+pub(crate) async fn metrics(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
     match &state.metrics {
-        Some(metrics) => ([(header::CONTENT_TYPE, OPENMETRICS)], metrics()).into_response(),
+        Some(metrics) => {
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let (content_type, body) = metrics(accept);
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         None => ApiError::not_found("metrics are not served by this build").into_response(),
     }
 }
@@ -36,7 +37,14 @@ pub(crate) async fn static_file(State(state): State<Arc<AdminState>>, uri: Uri) 
     let name = if path.is_empty() { "index.html" } else { path };
     match state.assets.and_then(|assets| assets(name)) {
         Some((content_type, bytes)) => {
-            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+            let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
+            if let Some(policy) = state.assets_policy {
+                response.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    header::HeaderValue::from_static(policy),
+                );
+            }
+            response
         }
         None => ApiError::not_found(format!("no such file: /{path}")).into_response(),
     }

@@ -65,8 +65,9 @@ pub struct ListenerInfo {
     pub address: SocketAddr,
 }
 
-/// Serves `/metrics`: the exposition text.
-pub type MetricsHook = Arc<dyn Fn() -> String + Send + Sync>;
+/// Serves `/metrics`: from the request's `Accept` header, the content type and the exposition
+/// (Prometheus asks for OpenMetrics; other scrapers get the older text format).
+pub type MetricsHook = Arc<dyn Fn(Option<&str>) -> (&'static str, String) + Send + Sync>;
 /// Serves `/v1/queue/{id}/trace`: the trace of a queue id, `None` when unknown.
 pub type TraceHook = Arc<dyn Fn(&str) -> Option<serde_json::Value> + Send + Sync>;
 /// Serves the dashboard: a path (`index.html` for `/`) to its content type and bytes.
@@ -104,6 +105,8 @@ pub struct AdminState {
     pub trace: Option<TraceHook>,
     /// `GET /` and other non-`/v1` paths; 404 when `None`.
     pub assets: Option<AssetsHook>,
+    /// The Content-Security-Policy sent with those files, when set.
+    pub assets_policy: Option<&'static str>,
 }
 
 impl AdminState {
@@ -123,6 +126,7 @@ impl AdminState {
             metrics: None,
             trace: None,
             assets: None,
+            assets_policy: None,
         }
     }
 }

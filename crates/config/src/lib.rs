@@ -67,6 +67,8 @@
 //! [log]
 //! format = "text"                # "text" or "json"
 //! level = "info"                 # a tracing EnvFilter directive
+//! decisions_max_size = "64M"     # rotate DATA/log/decisions.jsonl past this size
+//! decisions_keep = 5             # rotated decision logs kept
 //!
 //! [tls]                          # default: a self-signed certificate made in data_dir/tls/
 //! certificate = "tls/cert.pem"   # PEM chain, leaf first; relative to data_dir; with `key`

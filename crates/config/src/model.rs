@@ -343,6 +343,11 @@ pub struct Log {
     /// A `tracing` `EnvFilter` directive such as `info` or `postern_smtp_in=debug,info`; the
     /// binary parses it.
     pub level: String,
+    /// The decision log (`DATA/log/decisions.jsonl`) is rotated when a line would take it past
+    /// this many octets.
+    pub decisions_max_size: u64,
+    /// How many rotated decision logs are kept.
+    pub decisions_keep: usize,
 }
 
 impl Default for Log {
@@ -350,6 +355,8 @@ impl Default for Log {
         Log {
             format: LogFormat::Text,
             level: "info".to_owned(),
+            decisions_max_size: 64 << 20,
+            decisions_keep: 5,
         }
     }
 }

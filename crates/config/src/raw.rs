@@ -159,6 +159,8 @@ pub(crate) struct RawQueue {
 pub(crate) struct RawLog {
     pub(crate) format: Option<Spanned<String>>,
     pub(crate) level: Option<Spanned<String>>,
+    pub(crate) decisions_max_size: Option<Spanned<Amount>>,
+    pub(crate) decisions_keep: Option<Spanned<i64>>,
 }
 
 // Hand-written rather than `#[serde(untagged)]`: untagged enums buffer their input and lose the

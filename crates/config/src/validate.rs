@@ -465,7 +465,47 @@ fn log(raw: RawLog, problems: &mut Problems<'_>) -> Log {
             }
         },
     };
-    Log { format, level }
+    let decisions_max_size = match raw.decisions_max_size {
+        None => default.decisions_max_size,
+        Some(raw) => match units::size(raw.get_ref()) {
+            Ok(size) if size >= 1 => size,
+            Ok(_) => {
+                problems.at(
+                    raw.span(),
+                    "log.decisions_max_size",
+                    "must be at least 1 octet",
+                );
+                default.decisions_max_size
+            }
+            Err(why) => {
+                problems.at(raw.span(), "log.decisions_max_size", why);
+                default.decisions_max_size
+            }
+        },
+    };
+    let decisions_keep = match raw.decisions_keep {
+        None => default.decisions_keep,
+        Some(raw) => match usize::try_from(*raw.get_ref()) {
+            Ok(keep) if keep <= 1000 => keep,
+            _ => {
+                problems.at(
+                    raw.span(),
+                    "log.decisions_keep",
+                    format!(
+                        "must be a whole number from 0 to 1000, not {}",
+                        raw.get_ref()
+                    ),
+                );
+                default.decisions_keep
+            }
+        },
+    };
+    Log {
+        format,
+        level,
+        decisions_max_size,
+        decisions_keep,
+    }
 }
 
 /// Checks a log level as `tracing`'s `EnvFilter` reads it, so that a level the server would

@@ -194,6 +194,8 @@ fn full_example_parses_to_the_expected_values() {
         log: Log {
             format: LogFormat::Json,
             level: "postern_smtp_in=debug,info".to_owned(),
+            decisions_max_size: 64 << 20,
+            decisions_keep: 5,
         },
         dns: Dns {
             servers: vec![
@@ -300,6 +302,8 @@ fn defaults_fill_what_is_left_out() {
     );
     assert_eq!(config.log.format, LogFormat::Text);
     assert_eq!(config.log.level, "info");
+    assert_eq!(config.log.decisions_max_size, 64 << 20);
+    assert_eq!(config.log.decisions_keep, 5);
 }
 
 #[test]

@@ -366,6 +366,16 @@ const CASES: &[Case] = &[
         (2, 9, "log.level", "invalid log level"),
     ),
     case(
+        "decision log size not a size",
+        "[log]\ndecisions_max_size = \"big\"\n",
+        (2, 22, "log.decisions_max_size", ""),
+    ),
+    case(
+        "negative decision log count",
+        "[log]\ndecisions_keep = -1\n",
+        (2, 18, "log.decisions_keep", "from 0 to 1000"),
+    ),
+    case(
         "empty bindings file",
         "[bindings]\nfile = \"\"\n",
         (2, 8, "bindings.file", "must not be empty"),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use postern_admin::{AdminState, ListenerInfo};
 use postern_config::{Config, ListenerMode, LogFormat};
+use postern_metrics::Metrics;
 use postern_smtp_in::Server;
 use postern_transport::Transport;
 use tokio::net::TcpListener;
@@ -52,6 +53,7 @@ pub(crate) fn serve(
     smtp: &[(TcpListener, ListenerMode)],
     server: &Arc<Server>,
     transport: Arc<Transport>,
+    metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()> + Send + 'static> {
     let mut state = AdminState::new(
@@ -82,6 +84,10 @@ pub(crate) fn serve(
         host.reload().map(|_| ()).map_err(|e| e.to_string())
     }));
     state.assets = Some(postern_dashboard::asset);
+    state.assets_policy = Some(postern_dashboard::CONTENT_SECURITY_POLICY);
+    state.metrics = Some(Arc::new(move |accept| metrics.exposition(accept)));
+    let data_dir = config.data_dir.clone();
+    state.trace = Some(Arc::new(move |id| crate::trace::load(&data_dir, id)));
     let state = Arc::new(state);
     Ok(async move {
         if let Err(e) = postern_admin::serve(listener, state, shutdown).await {

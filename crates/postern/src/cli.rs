@@ -37,6 +37,20 @@ pub(crate) enum Command {
     /// Work with sinks without a server: `sink try` runs one once.
     #[command(subcommand)]
     Sink(SinkCommand),
+    /// What happened to a message: its timeline from the logs in DATA/log, queued or gone.
+    Trace(TraceArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TraceArgs {
+    /// The message's queue id (as in `250 … queued as ID` and the log's `queue_id`).
+    #[arg(value_name = "QUEUE_ID")]
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// JSON for scripts (the admin API's trace).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

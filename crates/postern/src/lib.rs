@@ -29,6 +29,8 @@
 //!   the changing commands, through the admin API (or the spool when no server runs).
 //! - `status`: `postern status`; `admin_client`: the way to the running server's admin API.
 //! - `sink_try`: `postern sink try`, one sink run once offline.
+//! - [`trace`]: `postern trace QUEUE_ID`, a message's timeline from the logs; [`trace::load`]
+//!   gives it to the admin API.
 //! - `user`: `postern user add|passwd|remove|list`, the AUTH user store.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
 //!   sink catalog.
@@ -55,6 +57,7 @@ mod serve;
 mod setup;
 mod sink_try;
 mod status;
+pub mod trace;
 mod user;
 
 use std::ffi::OsString;
@@ -131,6 +134,7 @@ impl Builder {
             cli::Command::User(command) => user::run(command),
             cli::Command::Status(args) => status::run(args),
             cli::Command::Sink(cli::SinkCommand::Try(args)) => sink_try::run(&args),
+            cli::Command::Trace(args) => trace::run(args),
         };
         match result {
             Ok(code) => code,

@@ -71,6 +71,23 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         );
     }
     let _watcher = host.watch(REGISTRY_POLL);
+    let decisions = Arc::new(
+        postern_sink_host::DecisionLog::open(
+            &config.data_dir,
+            config.log.decisions_max_size,
+            config.log.decisions_keep,
+        )
+        .with_context(|| {
+            format!(
+                "opening the decision log in {}",
+                config.data_dir.join("log").display()
+            )
+        })?,
+    );
+    host.record_decisions_into(decisions.clone());
+    // One set of metrics for the whole server; the admin listener serves `metrics.encode()`.
+    let metrics = Arc::new(postern_metrics::Metrics::new());
+    metrics.watch_bindings(host.clone());
 
     // Recovery runs before any listener opens: every accepted message is back in the queue.
     let (spool, recovered) = Spool::open(
@@ -80,6 +97,18 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     .await
     .context("opening the queue")?;
     info!(messages = recovered.live.len(), "queue recovered");
+    metrics.watch_spool(spool.clone());
+    {
+        let spool = spool.clone();
+        metrics.watch_queue(move || {
+            let [queued, deferred, held] = spool.count_by_state().map(|n| n as u64);
+            postern_metrics::QueueCounts {
+                queued,
+                deferred,
+                held,
+            }
+        });
+    }
     if !recovered.damage.is_empty() {
         // The spool logged each range and each lost message; this says where to look.
         tracing::error!(
@@ -96,6 +125,7 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let ids = Arc::new(QueueIdGenerator::new(node));
     let transport = Transport::new(config.clone(), host.clone(), spool.clone(), ids.clone())
         .context("starting the transport")?;
+    transport.count_into(metrics.clone());
     let transport_task = tokio::spawn(transport.clone().run(
         intake,
         recovered.live,
@@ -144,7 +174,9 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         out.flush()?;
     }
     let server = Arc::new(
-        Server::new(config.clone(), host, spool.clone(), ids, shutdown, inbox).with_tls(tls),
+        Server::new(config.clone(), host, spool.clone(), ids, shutdown, inbox)
+            .with_tls(tls)
+            .with_metrics(metrics.clone()),
     );
     info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "postern started");
     let listeners: Vec<_> = listeners
@@ -159,6 +191,7 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
             &listeners,
             &server,
             transport.clone(),
+            metrics.clone(),
             stop.subscribe(),
         )?)),
         None => None,
@@ -176,6 +209,8 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     }
     let _ = pickup_task.await;
     let _ = transport_task.await;
+    // Sessions and passes are over: what the bindings decided is in the file before exit.
+    decisions.flush().await;
     let stats = spool.stats();
     info!(
         records = stats.records,

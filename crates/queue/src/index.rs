@@ -177,6 +177,19 @@ impl Index {
             .collect()
     }
 
+    /// Live messages by state: queued, deferred, held (without copying any summary).
+    pub(crate) fn count_by_state(&self) -> [usize; 3] {
+        let mut counts = [0; 3];
+        for entry in self.entries.values() {
+            counts[match entry.state {
+                QueueState::Queued => 0,
+                QueueState::Deferred { .. } => 1,
+                QueueState::Held => 2,
+            }] += 1;
+        }
+        counts
+    }
+
     /// The number of live messages.
     pub(crate) fn live(&self) -> usize {
         self.entries.len()

@@ -294,6 +294,12 @@ impl Spool {
         self.inner.shared.index().list()
     }
 
+    /// How many live messages are queued, deferred and held, in that order (what a metrics
+    /// scrape reads).
+    pub fn count_by_state(&self) -> [usize; 3] {
+        self.inner.shared.index().count_by_state()
+    }
+
     /// The summary of one live message.
     pub fn get(&self, id: QueueId) -> Option<QueuedMessage> {
         self.inner.shared.index().summary(id)

@@ -21,6 +21,7 @@ async fn updates_and_completions_survive_a_restart() {
     for id in [a, b, c] {
         spool.store(&simple_message(id)).await.unwrap();
     }
+    assert_eq!(spool.count_by_state(), [3, 0, 0]);
     // a: the first recipient deferred; retry in a minute.
     let mut msg_a = spool.load(a).await.unwrap();
     msg_a.recipients[0].status = RecipientStatus::Deferred {
@@ -40,6 +41,8 @@ async fn updates_and_completions_survive_a_restart() {
         spool.list().iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![a, c]
     );
+    // Queued, deferred, held: what the queue gauge of the metrics reads.
+    assert_eq!(spool.count_by_state(), [0, 1, 1]);
     spool.close().await.unwrap();
 
     let (spool, recovered) = Spool::open(dir.path(), SpoolOptions::default())

@@ -18,8 +18,9 @@ use tracing::{debug, info, warn};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::apply::apply;
-use crate::binding::{Mode, OnError};
+use crate::binding::{BindingId, Mode, OnError};
 use crate::blocking;
+use crate::decisions::record;
 use crate::isolation::Busy;
 use crate::snapshot::{Bound, Entry, Slot, Snapshot};
 use crate::stats::BindingStats;
@@ -94,6 +95,17 @@ impl Failure {
         }
     }
 
+    /// The decision log's name for the failure.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Error(_) => "error",
+            Self::Panic(_) => "panic",
+            Self::Timeout(_) => "timeout",
+            Self::Busy(_) => "busy",
+            Self::Open => "open",
+        }
+    }
+
     /// Whether the sink itself failed (what the circuit breaker counts).
     fn is_sink_fault(&self) -> bool {
         matches!(self, Self::Error(_) | Self::Panic(_) | Self::Timeout(_))
@@ -114,14 +126,20 @@ impl Snapshot {
             let (outcome, who) = match entry {
                 Entry::Default => {
                     out.default_ran = true;
-                    (default.run(ctx).await, "default")
+                    (default.run(ctx).await, Who::DEFAULT)
                 }
                 Entry::Bound(bound) => {
                     let Some(outcome) = self.fire(bound, ctx).await else {
                         continue;
                     };
                     out.sink_changes |= !outcome.changes.is_empty();
-                    (outcome, bound.binding.name.as_str())
+                    (
+                        outcome,
+                        Who {
+                            name: bound.binding.name.as_str(),
+                            id: Some(bound.binding.id),
+                        },
+                    )
                 }
             };
             if settle(ctx, outcome, who, &mut out) {
@@ -152,12 +170,9 @@ impl Snapshot {
         BindingStats::bump(&bound.stats.firings);
         let started = Instant::now();
         let result = guarded_call(bound, ctx).await;
-        bound
-            .stats
-            .busy_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        let outcome = match result {
-            Ok(outcome) => outcome,
+        bound.stats.record_duration(started.elapsed());
+        let (outcome, failed) = match result {
+            Ok(outcome) => (outcome, None),
             Err(failure) => {
                 let counter = match &failure {
                     Failure::Error(_) => &bound.stats.failures,
@@ -168,25 +183,48 @@ impl Snapshot {
                 };
                 BindingStats::bump(counter);
                 let reason = failure.describe();
-                warn!(binding = %b.name, binding_id = %b.id, event = %ctx.event,
+                warn!(queue_id = ctx.message.id.as_ref().map(tracing::field::display),
+                      binding = %b.name, binding_id = %b.id, event = %ctx.event,
                       on_error = b.on_error.as_str(), "sink {reason}");
                 let transport = ctx.event.kind() == EventKind::Transport;
                 match b.on_error {
-                    OnError::Continue => return None,
+                    OnError::Continue => {
+                        record(
+                            self,
+                            bound,
+                            ctx,
+                            &Outcome::next(),
+                            Some((failure.kind(), failure.describe())),
+                        );
+                        return None;
+                    }
                     // A client is told no more than the generic reply; the message's own record
                     // (its deferral reason, a DSN) says which binding failed and how.
-                    OnError::TempFail => Outcome::next().with_verdict(Verdict::TempFail(
-                        transport.then(|| format!("451 4.3.0 binding {} {reason}", b.name)),
-                    )),
-                    OnError::Reject => Outcome::next().with_verdict(Verdict::Reject(
-                        transport.then(|| format!("550 5.3.0 binding {} {reason}", b.name)),
-                    )),
+                    OnError::TempFail => (
+                        Outcome::next().with_verdict(Verdict::TempFail(
+                            transport.then(|| format!("451 4.3.0 binding {} {reason}", b.name)),
+                        )),
+                        Some(failure),
+                    ),
+                    OnError::Reject => (
+                        Outcome::next().with_verdict(Verdict::Reject(
+                            transport.then(|| format!("550 5.3.0 binding {} {reason}", b.name)),
+                        )),
+                        Some(failure),
+                    ),
                 }
             }
         };
-        if b.mode == Mode::Shadow {
+        let shadow = b.mode == Mode::Shadow;
+        let failed = match failed {
+            Some(failure) => Some((failure.kind(), failure.describe())),
+            None => shadow.then(|| ("shadow", String::new())),
+        };
+        record(self, bound, ctx, &outcome, failed);
+        if shadow {
             BindingStats::bump(&bound.stats.shadowed);
-            info!(binding = %b.name, event = %ctx.event, verdict = ?outcome.verdict,
+            info!(queue_id = ctx.message.id.as_ref().map(tracing::field::display),
+                  binding = %b.name, binding_id = %b.id, event = %ctx.event, verdict = ?outcome.verdict,
                   changes = outcome.changes.len(), "shadow outcome not applied");
             return None;
         }
@@ -204,9 +242,23 @@ impl Bound {
     }
 }
 
+/// Who an outcome came from: a binding, or the event's default sink (no id).
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    name: &'a str,
+    id: Option<BindingId>,
+}
+
+impl Who<'_> {
+    const DEFAULT: Who<'static> = Who {
+        name: "default",
+        id: None,
+    };
+}
+
 /// Applies an outcome; returns whether the chain stops here.
-fn settle(ctx: &mut Context, outcome: Outcome, who: &str, out: &mut Dispatched) -> bool {
-    if who != "default"
+fn settle(ctx: &mut Context, outcome: Outcome, who: Who<'_>, out: &mut Dispatched) -> bool {
+    if who.id.is_some()
         && (outcome.verdict != Verdict::Continue
             || outcome.changes.iter().any(|c| {
                 matches!(
@@ -216,7 +268,7 @@ fn settle(ctx: &mut Context, outcome: Outcome, who: &str, out: &mut Dispatched) 
                 )
             }))
     {
-        out.decided_by = Some(who.to_owned());
+        out.decided_by = Some(who.name.to_owned());
     }
     for change in outcome.changes {
         let summary = if tracing::enabled!(tracing::Level::DEBUG) {
@@ -226,9 +278,13 @@ fn settle(ctx: &mut Context, outcome: Outcome, who: &str, out: &mut Dispatched) 
         };
         match apply(ctx, change) {
             Ok(()) => {
-                debug!(binding = who, event = %ctx.event, change = %summary, "change applied")
+                debug!(queue_id = ctx.message.id.as_ref().map(tracing::field::display),
+                       binding = who.name, binding_id = who.id.map(tracing::field::display),
+                       event = %ctx.event, change = %summary, "change applied")
             }
-            Err(reason) => warn!(binding = who, event = %ctx.event, "change refused: {reason}"),
+            Err(reason) => warn!(queue_id = ctx.message.id.as_ref().map(tracing::field::display),
+                                 binding = who.name, binding_id = who.id.map(tracing::field::display),
+                                 event = %ctx.event, "change refused: {reason}"),
         }
     }
     // Outbound events decide a reply too: the one sent for the remote, or the one acted on.

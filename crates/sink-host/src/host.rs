@@ -2,8 +2,8 @@
 //! registry file changes, without disturbing sessions in flight (they keep the `Arc` they took).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -11,6 +11,7 @@ use postern_mailmsg::PropertyBag;
 use tracing::{error, info};
 
 use crate::catalog::Catalog;
+use crate::decisions::DecisionLog;
 use crate::registry;
 use crate::snapshot::Snapshot;
 
@@ -38,19 +39,35 @@ pub struct Host {
     generation: AtomicU64,
     /// The server-wide property bag every protocol sink sees.
     pub server_props: PropertyBag,
+    /// The decision log, once the server opened it; every snapshot shares it.
+    decisions: Arc<OnceLock<Arc<DecisionLog>>>,
 }
 
 impl Host {
     /// Loads the registry at `path` (a missing file is an empty registry).
     pub fn load(path: &Path, catalog: Catalog) -> Result<Self, LoadError> {
-        let snapshot = build(path, &catalog, 1, None)?;
+        let decisions = Arc::<OnceLock<Arc<DecisionLog>>>::default();
+        let mut snapshot = build(path, &catalog, 1, None)?;
+        snapshot.decisions = decisions.clone();
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             catalog,
             path: path.to_owned(),
             generation: AtomicU64::new(1),
             server_props: PropertyBag::new(),
+            decisions,
         })
+    }
+
+    /// Records every binding that fires into `log` from now on (the first call wins: the
+    /// server has one decision log).
+    pub fn record_decisions_into(&self, log: Arc<DecisionLog>) {
+        let _ = self.decisions.set(log);
+    }
+
+    /// The decision log, once set.
+    pub fn decisions(&self) -> Option<&DecisionLog> {
+        self.decisions.get().map(|d| d.as_ref())
     }
 
     /// The snapshot in force; a session keeps the one it took for its whole life.
@@ -72,7 +89,8 @@ impl Host {
     pub fn reload(&self) -> Result<u64, LoadError> {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let previous = self.current.load();
-        let snapshot = build(&self.path, &self.catalog, generation, Some(&previous))?;
+        let mut snapshot = build(&self.path, &self.catalog, generation, Some(&previous))?;
+        snapshot.decisions = self.decisions.clone();
         let count = snapshot.bound().len();
         self.current.store(Arc::new(snapshot));
         info!(generation, bindings = count, path = %self.path.display(), "binding registry loaded");

@@ -13,6 +13,8 @@
 //! - `apply`: applying sinks' changes to the context.
 //! - [`host`]: the snapshot in force, reloaded when the file changes.
 //! - [`stats`]: per-binding counters.
+//! - [`jsonlines`]: a JSON-lines log rotated by size, written by a thread of its own.
+//! - [`decisions`]: the decision log, every binding that fired on a message.
 //!
 //! # Design
 //! Everything that can be decided once is decided when the registry loads: rules are parsed,
@@ -30,10 +32,12 @@ mod apply;
 pub mod binding;
 mod blocking;
 pub mod catalog;
+pub mod decisions;
 pub mod dispatch;
 pub mod edit;
 pub mod host;
 mod isolation;
+pub mod jsonlines;
 pub mod registry;
 pub mod rule;
 pub mod snapshot;
@@ -42,6 +46,7 @@ pub mod stats;
 pub use binding::{Binding, BindingId, BreakerPolicy, Mode, OnError, SinkRef, priority};
 pub use blocking::THREADS as BLOCKING_THREADS;
 pub use catalog::Catalog;
+pub use decisions::{Decision, DecisionLog};
 pub use dispatch::{DefaultSink, Dispatched, NoDefault, TransportVerdict};
 pub use host::{Host, LoadError};
 pub use snapshot::{Bound, CompileError, Entry, Snapshot};

@@ -6,13 +6,14 @@
 //! dispatch only walks a slice.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use postern_sink_api::{Concurrency, Event, Instance, SinkFactory, SinkSpec, Verb};
 use tokio::sync::Mutex;
 
 use crate::binding::{Binding, BindingId, SinkRef, priority};
 use crate::catalog::Catalog;
+use crate::decisions::DecisionLog;
 use crate::isolation::Isolation;
 use crate::rule::Rule;
 use crate::stats::BindingStats;
@@ -72,6 +73,9 @@ pub struct Snapshot {
     bound: Vec<Arc<Bound>>,
     /// Bindings that are registered but disabled (listed, never called).
     disabled: Vec<Binding>,
+    /// Where the dispatcher records the bindings that fired; shared by every snapshot of a
+    /// [`crate::Host`], empty (nothing recorded) until the server opens the log.
+    pub(crate) decisions: Arc<OnceLock<Arc<DecisionLog>>>,
 }
 
 /// The event names that always have a chain (with their default sink).
@@ -209,6 +213,7 @@ impl Snapshot {
             unknown_verb: finish(unknown),
             bound,
             disabled,
+            decisions: Arc::default(),
         })
     }
 

@@ -2,6 +2,16 @@
 //! start again when the file changes).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the call-duration buckets, in microseconds (the last bucket, `+Inf`, is
+/// implied). Fixed so that a call costs one atomic increment and a scrape reads them as they are.
+pub const DURATION_BOUNDS_MICROS: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000, 10_000_000,
+];
+
+/// Buckets: one per bound and `+Inf`.
+const BUCKETS: usize = DURATION_BOUNDS_MICROS.len() + 1;
 
 /// What a binding has done since the server started.
 #[derive(Debug, Default)]
@@ -24,6 +34,9 @@ pub struct BindingStats {
     pub broken: AtomicU64,
     /// Times the circuit breaker opened.
     pub breaker_opened: AtomicU64,
+    /// Calls by duration: `durations[i]` counts calls that took at most
+    /// `DURATION_BOUNDS_MICROS[i]` and more than the bound before (not cumulative).
+    pub durations: [AtomicU64; BUCKETS],
 }
 
 /// A copy of the counters at one moment.
@@ -47,6 +60,8 @@ pub struct StatsSnapshot {
     pub broken: u64,
     /// See [`BindingStats::breaker_opened`].
     pub breaker_opened: u64,
+    /// See [`BindingStats::durations`].
+    pub durations: [u64; BUCKETS],
 }
 
 impl BindingStats {
@@ -63,7 +78,16 @@ impl BindingStats {
             busy: r(&self.busy),
             broken: r(&self.broken),
             breaker_opened: r(&self.breaker_opened),
+            durations: std::array::from_fn(|i| r(&self.durations[i])),
         }
+    }
+
+    /// Counts one call's time: its total and its bucket.
+    pub(crate) fn record_duration(&self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        let bucket = DURATION_BOUNDS_MICROS.partition_point(|&bound| bound < micros);
+        self.durations[bucket].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn bump(counter: &AtomicU64) -> u64 {

@@ -151,6 +151,10 @@ where
         let mut msg: MailMsg = (*self.st.msg).clone();
         msg.id = Some(id);
         let server = self.st.server.clone();
+        // The bindings that fired before the message had an id go into the decision log now.
+        if let Some(log) = server.host.decisions() {
+            log.attach(self.st.info.id, &id.to_string());
+        }
         let trace = received::value(
             &msg,
             &self.st.info,
@@ -179,6 +183,7 @@ where
             }
         };
         let st = &mut self.st;
+        st.server.metrics.message_received();
         msg.content = Content::new(raw);
         let protocol = received::protocol(&st.info, &msg).to_owned();
         let info = &mut msg.info;
@@ -205,6 +210,7 @@ where
                     info!(session = st.info.id, queue_id = %id, from = %msg.sender_address(),
                           recipients = msg.recipients.len(), size = msg.info.size,
                           remote = %st.info.remote.ip(), "message accepted");
+                    st.server.metrics.message_queued();
                     st.server.submit(msg).await;
                 }
                 Err(e) => {

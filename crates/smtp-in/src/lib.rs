@@ -68,6 +68,7 @@ use std::sync::Arc;
 
 use postern_config::Config;
 use postern_mailmsg::{MailMsg, QueueIdGenerator};
+use postern_metrics::Metrics;
 use postern_queue::Spool;
 use postern_sink_host::Host;
 use tokio::sync::{mpsc, watch};
@@ -111,6 +112,8 @@ pub struct Server {
     pub(crate) message_rates: guard::Rates,
     /// Recipients per client address and per user (`[limits] recipient_rate_*`).
     pub(crate) recipient_rates: guard::Rates,
+    /// Where connections, commands, replies and accepted messages are counted.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Server {
@@ -138,7 +141,14 @@ impl Server {
             lockouts: guard::Lockouts::default(),
             message_rates: guard::Rates::default(),
             recipient_rates: guard::Rates::default(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts into `metrics` (the server's own; without it, into a private set nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Offers STARTTLS and serves implicit-TLS listeners with this certificate.

@@ -138,8 +138,10 @@ async fn accept_loop(server: Arc<Server>, listener: TcpListener, mode: ListenerM
             Ok(slot) => {
                 let server = server.clone();
                 let local = local.unwrap_or(remote);
+                let open = server.metrics.connection_opened();
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let _open = open;
                     session::run_as(server, stream, remote, local, mode).await;
                 });
             }

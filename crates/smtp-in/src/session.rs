@@ -248,6 +248,9 @@ where
             }
         }
         self.send(&reply);
+        if reply.code == 220 {
+            self.st.server.metrics.session_started();
+        }
         if d.disconnect || reply.code != 220 {
             return Flow::Close(End::Disconnected);
         }
@@ -293,8 +296,10 @@ where
         };
         let (word, args) = text.split_once(' ').unwrap_or((text, ""));
         let Some(verb) = Verb::parse(word) else {
+            self.st.server.metrics.command(word);
             return self.refuse_line(reply::syntax_error(), bdat_line).await;
         };
+        self.st.server.metrics.command(verb.as_str());
         let limit = match verb.as_str() {
             "MAIL" | "RCPT" => MAX_PARAMETER_COMMAND,
             "AUTH" => MAX_AUTH_COMMAND,
@@ -415,6 +420,7 @@ where
     pub(crate) fn send(&mut self, reply: &Reply) {
         // RFC 2034 §3: enhanced codes go to clients that saw ENHANCEDSTATUSCODES in EHLO.
         reply.write_to(&mut self.out, self.st.info.esmtp);
+        self.st.server.metrics.reply(reply.code);
     }
 
     /// Writes the pending replies. A client that does not read its replies is given the
@@ -442,6 +448,9 @@ where
         let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;
         let mut ctx = self.st.context(Event::SessionEnd, None);
         self.st.snapshot.dispatch(&mut ctx, &mut NoDefault).await;
+        if let Some(log) = self.st.server.host.decisions() {
+            log.session_closed(self.st.info.id);
+        }
         debug!(session = self.st.info.id, end = ?end, "session-end raised");
     }
 

@@ -66,6 +66,9 @@ impl Transport {
                     return false;
                 }
                 warn!(queue_id = %id_of(msg), "undeliverable message from the null sender moved to badmail");
+                if let Some(metrics) = self.metrics() {
+                    metrics.message_badmail();
+                }
                 self.track_message(snapshot, msg, "badmail", None).await;
             }
             mark(msg, &due);
@@ -111,6 +114,9 @@ impl Transport {
             info!(queue_id = %id_of(msg), dsn = %id, sender = %msg.sender_address(),
                   recipients = due.len(), "DSN queued");
             self.schedule(id, 0);
+            if failed && let Some(metrics) = self.metrics() {
+                metrics.message_bounced();
+            }
             self.track_message(snapshot, msg, "dsn-sent", None).await;
         }
         mark(msg, &due);

@@ -71,7 +71,8 @@ impl DefaultSink for MaildirStore {
         let result = tokio::task::spawn_blocking(move || driver.deliver(&msg, index)).await;
         match result {
             Ok(Ok(Delivered::New(path) | Delivered::AlreadyThere(path))) => {
-                debug!(path = %path.display(), "stored");
+                debug!(queue_id = ctx.message.id.as_ref().map(tracing::field::display),
+                       path = %path.display(), "stored");
                 Outcome::next()
             }
             Ok(Err(e @ MaildirError::BadName(_))) => {

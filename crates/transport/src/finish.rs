@@ -1,6 +1,7 @@
 //! The end of a pass: expiry, DSNs, telling the queue, scheduling the retry, acting on a fate.
 
 use std::path::Path;
+use std::time::Duration;
 
 use postern_mailmsg::{Fate, MailMsg, RecipientStatus, Value, now_ms};
 use postern_queue::QueueState;
@@ -97,10 +98,23 @@ impl Transport {
         }
         let all_final = msg.recipients.iter().all(|r| r.status.is_final());
         if all_final {
-            return match self.complete(msg).await {
+            let done = self.complete(msg).await;
+            if done
+                && let Some(metrics) = self.metrics()
+                && msg
+                    .recipients
+                    .iter()
+                    .all(|r| matches!(r.status, RecipientStatus::Delivered))
+            {
+                metrics.message_delivered(Duration::from_millis(now.saturating_sub(arrival)));
+            }
+            return match done {
                 true => Pass::Done,
                 false => Pass::Deferred(now + 60_000),
             };
+        }
+        if let Some(metrics) = self.metrics() {
+            metrics.message_deferred();
         }
         self.track_message(snapshot, msg, "deferred", Some(next_at))
             .await;

@@ -37,11 +37,12 @@ mod track;
 mod tracklog;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use postern_config::Config;
 use postern_delivery::{DnsError, Maildir, Outbound};
 use postern_mailmsg::{MailMsg, QueueId, QueueIdGenerator};
+use postern_metrics::Metrics;
 use postern_queue::{QueueState, QueuedMessage, Spool};
 use postern_sink_host::Host;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -88,6 +89,8 @@ pub struct Transport {
     schedule_tx: scheduler::ScheduleTx,
     /// Taken by [`Transport::run`].
     schedule_rx: Mutex<Option<mpsc::UnboundedReceiver<(u64, QueueId)>>>,
+    /// Where deliveries, deferrals and bounces are counted; set once at start.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 impl Transport {
@@ -117,7 +120,19 @@ impl Transport {
             permits: Arc::new(Semaphore::new(CONCURRENCY)),
             schedule_tx,
             schedule_rx: Mutex::new(Some(schedule_rx)),
+            metrics: OnceLock::new(),
         }))
+    }
+
+    /// Counts deliveries, deferrals, bounces and attempt times into `metrics` from now on
+    /// (the first call wins: the server has one set of metrics).
+    pub fn count_into(&self, metrics: Arc<Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// The metrics, once set.
+    pub(crate) fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.get().map(|m| m.as_ref())
     }
 
     /// Runs until the inbox closes or shutdown: resumes what recovery found, then takes every

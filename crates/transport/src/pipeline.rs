@@ -53,6 +53,7 @@ enum Stop {
 impl Transport {
     /// Runs the whole pipeline for a message that is durable in the queue.
     pub async fn pass(&self, msg: MailMsg) -> Pass {
+        let started = std::time::Instant::now();
         let snapshot = self.host.snapshot();
         let id = msg.id.map(|i| i.to_string()).unwrap_or_default();
         let mut msg = msg;
@@ -83,6 +84,9 @@ impl Transport {
             }
             None => self.finish(&snapshot, &mut msg).await,
         };
+        if let Some(metrics) = self.metrics() {
+            metrics.delivery_attempt(started.elapsed());
+        }
         info!(queue_id = %id, outcome = %pass, "transport pass done");
         pass
     }
@@ -255,7 +259,9 @@ impl Transport {
                 true
             }
             TransportVerdict::Defer(reason) => {
-                warn!(event = %ctx.event, "message deferred by a sink: {reason}");
+                warn!(queue_id = ctx.message.id.as_ref().map(tracing::field::display),
+                      binding = d.decided_by.as_deref(), event = %ctx.event,
+                      "message deferred by a sink: {reason}");
                 let msg = Arc::make_mut(&mut ctx.message);
                 for (i, r) in msg.recipients.iter_mut().enumerate() {
                     if recipient.is_none_or(|only| only == i) && !r.status.is_final() {

@@ -295,11 +295,13 @@ impl Outbound {
                     });
                 }
                 Err((e, done)) if reused && done.is_empty() => {
-                    debug!(%address, "pooled connection failed ({e}); opening a new one");
+                    debug!(queue_id = msg.id.as_ref().map(tracing::field::display), %address,
+                           "pooled connection failed ({e}); opening a new one");
                     continue;
                 }
                 Err((e, done)) => {
-                    warn!(%address, "delivery broke off: {e}");
+                    warn!(queue_id = msg.id.as_ref().map(tracing::field::display), %address,
+                          "delivery broke off: {e}");
                     let reason = format!("451 4.4.2 {name}[{}]: {e}", address.ip());
                     let mut outcomes = done;
                     for &i in recipients {
