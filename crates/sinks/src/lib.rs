@@ -15,6 +15,7 @@
 //! - `dkim_sign`, `arc_seal`: DKIM signing and ARC sealing.
 //! - `mailauth`: what those share: the `mail-auth` authenticator on the `[dns] servers`
 //!   resolver ([`Env`]), the `Authentication-Results:` writer, policies, keys.
+//! - `clamav`: virus scanning with clamd over INSTREAM.
 //! - `props`: reading typed properties with errors that name the property.
 //!
 //! # Design
@@ -29,6 +30,7 @@
 mod add_header;
 mod arc_seal;
 mod arc_verify;
+mod clamav;
 mod command;
 mod delay;
 mod dkim_sign;
@@ -74,6 +76,7 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(dmarc::Factory(env.clone())),
         Arc::new(dkim_sign::Factory),
         Arc::new(arc_seal::Factory(env)),
+        Arc::new(clamav::Factory),
     ]
 }
 
