@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod clamd;
 pub mod peers;
 pub mod tls;
 
