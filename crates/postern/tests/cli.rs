@@ -280,6 +280,8 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
         "builtin:dkim-sign",
         "builtin:arc-seal",
         "builtin:clamav",
+        "builtin:xclient",
+        "builtin:xforward",
     ] {
         let line = list
             .lines()
@@ -290,7 +292,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
     assert!(list.contains("code, enhanced, text, disconnect"), "{list}");
     assert_eq!(
         list.lines().count(),
-        17,
+        19,
         "a header and one line each:\n{list}"
     );
 }

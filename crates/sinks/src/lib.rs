@@ -16,6 +16,8 @@
 //! - `mailauth`: what those share: the `mail-auth` authenticator on the `[dns] servers`
 //!   resolver ([`Env`]), the `Authentication-Results:` writer, policies, keys.
 //! - `clamav`: virus scanning with clamd over INSTREAM.
+//! - `xclient`, `xforward`: Postfix's XCLIENT and XFORWARD for trusted proxies (`forward`:
+//!   what they share).
 //! - `props`: reading typed properties with errors that name the property.
 //!
 //! # Design
@@ -38,6 +40,7 @@ mod dkim_verify;
 mod dmarc;
 mod ehlo_keyword;
 mod fault;
+mod forward;
 mod hosts;
 mod log;
 mod mailauth;
@@ -45,6 +48,8 @@ mod props;
 mod reply;
 mod set_fate;
 mod spf;
+mod xclient;
+mod xforward;
 
 use std::sync::Arc;
 
@@ -77,6 +82,8 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(dkim_sign::Factory),
         Arc::new(arc_seal::Factory(env)),
         Arc::new(clamav::Factory),
+        Arc::new(xclient::Factory),
+        Arc::new(xforward::Factory),
     ]
 }
 

@@ -151,9 +151,15 @@ where
         let mut msg: MailMsg = (*self.st.msg).clone();
         msg.id = Some(id);
         let server = self.st.server.clone();
+        let name = self
+            .st
+            .props
+            .get(received::CLIENT_NAME)
+            .and_then(|v| v.as_str().map(str::to_owned));
         let trace = received::value(
             &msg,
             &self.st.info,
+            name.as_deref(),
             self.st.tls.as_deref(),
             &server.hostname,
             (now_ms / 1000) as i64,
