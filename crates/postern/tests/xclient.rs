@@ -210,3 +210,40 @@ s.quit()
         mail[1]
     );
 }
+
+#[test]
+fn bad_networks_and_other_events_are_refused_when_bound() {
+    let dir = workdir();
+    let d = dir.path();
+    let (code, _, err) = common::binding(
+        d,
+        &[
+            "add",
+            "--event",
+            "inbound:XCLIENT",
+            "--sink",
+            "builtin:xclient",
+            "--prop",
+            "networks=not-a-net",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("property `networks`") && err.contains("not-a-net"),
+        "{err}"
+    );
+    let (code, _, err) = common::binding(
+        d,
+        &[
+            "add",
+            "--event",
+            "inbound:MAIL",
+            "--sink",
+            "builtin:xforward",
+            "--prop",
+            "networks=127.0.0.1",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not fit"), "{err}");
+}
