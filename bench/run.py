@@ -23,6 +23,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import admin  # noqa: E402
+import clamav  # noqa: E402
 import deferred  # noqa: E402
 import relay  # noqa: E402
 import servers  # noqa: E402
@@ -75,6 +76,8 @@ def main():
         return run_sinks(args)
     if args.postern:
         servers.POSTERN = os.path.abspath(args.postern)
+    if args.clamav:
+        return run_clamav(args)
     runs = 1 if args.quick else args.runs
     scale = 0.2 if args.quick else 1.0
     os.makedirs(WORK, exist_ok=True)
@@ -165,10 +168,19 @@ def sinks_options(ap):
     ap.add_argument("--sinks", action="store_true",
                     help="the cost per message of a script sink, an HTTP hook and a milter "
                          "against no sink (bench/sinks.py)")
+    ap.add_argument("--clamav", action="store_true",
+                    help="builtin:clamav against Postfix with clamav-milter, one clamd "
+                         "(bench/clamav.py)")
     ap.add_argument("--sink-messages", type=int, default=0,
                     help="messages per run of --sinks (default 8000, 1600 with --quick)")
     ap.add_argument("--postern", help="the postern binary (default target/release/postern)")
     ap.add_argument("--json", action="store_true", help="--sinks: also print the figures as JSON")
+
+
+def run_clamav(args):
+    if args.postern:
+        servers.POSTERN = os.path.abspath(args.postern)
+    clamav.run(args, sys.modules[__name__])
 
 
 def run_sinks(args):

@@ -252,5 +252,12 @@ fn change_json(change: &Change) -> Json {
             json!({ "type": "change-header", "name": name, "index": index, "value": value })
         }
         Change::SetSender(address) => json!({ "type": "set-sender", "address": address }),
+        Change::SetClient(info) => json!({
+            "type": "set-client",
+            "address": info.remote.to_string(),
+            "helo": info.helo,
+            "esmtp": info.esmtp,
+            "login": info.auth_user,
+        }),
     }
 }

@@ -281,6 +281,11 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
         "builtin:arc-seal",
         "builtin:route-table",
         "builtin:hold-queue",
+        "builtin:clamav",
+        "builtin:xclient",
+        "builtin:xforward",
+        "builtin:archive",
+        "builtin:disclaimer",
     ] {
         let line = list
             .lines()
@@ -291,7 +296,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
     assert!(list.contains("code, enhanced, text, disconnect"), "{list}");
     assert_eq!(
         list.lines().count(),
-        18,
+        23,
         "a header and one line each:\n{list}"
     );
 }

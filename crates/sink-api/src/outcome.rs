@@ -128,6 +128,10 @@ pub enum Change {
     },
     /// Replace the envelope sender's address (`""` is the null reverse-path).
     SetSender(String),
+    /// Replace what the session knows of its client (XCLIENT, `inbound:*` events): later sinks
+    /// of the event see it at once; the session adopts it when the reply sent is positive and
+    /// starts a new transaction. The session id cannot change.
+    SetClient(crate::context::SessionInfo),
 }
 
 /// A verdict and the changes to apply before acting on it.

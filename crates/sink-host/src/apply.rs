@@ -104,6 +104,16 @@ pub(crate) fn apply(ctx: &mut Context, change: Change) -> Result<(), String> {
             }
             ctx.hosts = Some(hosts);
         }
+        Change::SetClient(info) => {
+            if !matches!(ctx.event, Event::Inbound(_)) {
+                return Err("a client change outside an inbound event".into());
+            }
+            match ctx.session.as_ref() {
+                Some(session) if session.id == info.id => ctx.session = Some(Arc::new(info)),
+                Some(_) => return Err("a client change naming another session".into()),
+                None => return Err("a client change outside a session".into()),
+            }
+        }
     }
     Ok(())
 }
@@ -135,4 +145,42 @@ fn session_bag(ctx: &Context) -> Result<&postern_mailmsg::PropertyBag, String> {
     ctx.session_props
         .as_ref()
         .ok_or_else(|| "a session property outside a session".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use postern_mailmsg::PropertyBag;
+    use postern_sink_api::{SessionInfo, Verb};
+
+    use super::*;
+
+    fn session(id: u64) -> SessionInfo {
+        SessionInfo {
+            id,
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            local: "127.0.0.1:25".parse().unwrap(),
+            helo: None,
+            esmtp: true,
+            tls: false,
+            auth_user: None,
+            may_relay: false,
+        }
+    }
+
+    #[test]
+    fn a_client_change_applies_to_its_own_session_at_inbound_events_only() {
+        let verb = Verb::parse("XCLIENT").unwrap();
+        let mut ctx = Context::new(Event::Inbound(Some(verb)), PropertyBag::new());
+        let forwarded = SessionInfo {
+            remote: "192.0.2.7:4711".parse().unwrap(),
+            ..session(1)
+        };
+        assert!(apply(&mut ctx, Change::SetClient(forwarded.clone())).is_err());
+        ctx.session = Some(Arc::new(session(1)));
+        assert!(apply(&mut ctx, Change::SetClient(session(2))).is_err());
+        apply(&mut ctx, Change::SetClient(forwarded.clone())).unwrap();
+        assert_eq!(ctx.session.as_deref(), Some(&forwarded));
+        ctx.event = Event::SessionEnd;
+        assert!(apply(&mut ctx, Change::SetClient(session(1))).is_err());
+    }
 }

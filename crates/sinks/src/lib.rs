@@ -17,6 +17,9 @@
 //!   resolver ([`Env`]), the `Authentication-Results:` writer, policies, keys.
 //! - `archive`: a copy of each message in a Maildir or mbox archive per day, with a retention.
 //! - `disclaimer`: a text and HTML footer spliced into the body parts; signed mail left alone.
+//! - `clamav`: virus scanning with clamd over INSTREAM.
+//! - `xclient`, `xforward`: Postfix's XCLIENT and XFORWARD for trusted proxies (`forward`:
+//!   what they share).
 //! - `props`: reading typed properties with errors that name the property.
 //! - `route_table`: choose next hops at `route` from a TOML table of rules, reloaded when it
 //!   changes.
@@ -36,6 +39,7 @@ mod add_header;
 mod arc_seal;
 mod arc_verify;
 mod archive;
+mod clamav;
 mod command;
 mod data_dir;
 mod delay;
@@ -46,6 +50,7 @@ mod dmarc;
 mod ehlo_keyword;
 mod fault;
 mod hold_queue;
+mod forward;
 mod hosts;
 mod log;
 mod mailauth;
@@ -54,6 +59,8 @@ mod reply;
 mod route_table;
 mod set_fate;
 mod spf;
+mod xclient;
+mod xforward;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -110,6 +117,9 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(dmarc::Factory(env.clone())),
         Arc::new(dkim_sign::Factory),
         Arc::new(arc_seal::Factory(env)),
+        Arc::new(clamav::Factory),
+        Arc::new(xclient::Factory),
+        Arc::new(xforward::Factory),
     ]
 }
 

@@ -155,9 +155,15 @@ where
         if let Some(log) = server.host.decisions() {
             log.attach(self.st.info.id, &id.to_string());
         }
+        let name = self
+            .st
+            .props
+            .get(received::CLIENT_NAME)
+            .and_then(|v| v.as_str().map(str::to_owned));
         let trace = received::value(
             &msg,
             &self.st.info,
+            name.as_deref(),
             self.st.tls.as_deref(),
             &server.hostname,
             (now_ms / 1000) as i64,

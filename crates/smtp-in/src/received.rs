@@ -3,17 +3,32 @@
 use postern_mailmsg::MailMsg;
 use postern_sink_api::SessionInfo;
 
+/// The session property naming the client's host name when a trusted proxy forwarded it
+/// (`builtin:xclient`'s `NAME`).
+pub(crate) const CLIENT_NAME: &str = "xclient.name";
+
 /// Builds the value of the Received: field for a message arriving in a session, on one line
 /// (well under the 998-octet line limit) so it needs no folding.
+///
+/// A client a trusted proxy forwarded is named instead of the proxy: by XCLIENT, through the
+/// session (`name` is its host name), or by XFORWARD, through the message properties
+/// `xforward.addr`, `xforward.name`, `xforward.helo` and `xforward.proto`.
 pub(crate) fn value(
     msg: &MailMsg,
     session: &SessionInfo,
+    name: Option<&str>,
     tls: Option<&str>,
     by: &str,
     now_secs: i64,
 ) -> String {
-    let helo = session.helo.as_deref().unwrap_or("unknown");
-    let ip = session.remote.ip();
+    let forwarded = |key: &str| msg.properties.get_str(key);
+    let helo = forwarded("xforward.helo")
+        .or(session.helo.as_deref())
+        .unwrap_or("unknown");
+    let name = forwarded("xforward.name").or(name);
+    let ip = forwarded("xforward.addr")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(session.remote.ip());
     let ip = match ip {
         std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
@@ -21,7 +36,12 @@ pub(crate) fn value(
         },
         v4 => v4.to_string(),
     };
-    let protocol = protocol(session, msg);
+    let protocol = match forwarded("xforward.proto") {
+        Some(proto) if proto.eq_ignore_ascii_case("SMTP") => "SMTP",
+        Some(proto) if proto.eq_ignore_ascii_case("ESMTP") => "ESMTP",
+        _ => protocol(session, msg),
+    };
+    let name = name.map(|n| format!("{n} ")).unwrap_or_default();
     let id = msg.id.map(|id| id.to_string()).unwrap_or_default();
     let date = mail_builder::headers::date::Date::new(now_secs).to_rfc822();
     // RFC 5321 §4.4: a "for" clause only names the recipient when there is exactly one, so a
@@ -36,7 +56,7 @@ pub(crate) fn value(
         None => String::new(),
     };
     format!(
-        "from {helo} ([{ip}]){tls} by {by} (Postern) with {protocol} id {id}{recipient}; {date}"
+        "from {helo} ({name}[{ip}]){tls} by {by} (Postern) with {protocol} id {id}{recipient}; {date}"
     )
 }
 
@@ -99,10 +119,35 @@ mod tests {
             ),
         ];
         for (name, info, tls, protocol, comment) in cases {
-            let value = value(&msg, &info, tls, "mx.test", 0);
+            let value = value(&msg, &info, None, tls, "mx.test", 0);
             assert!(value.contains(protocol), "{name}: {value}");
             assert!(value.contains(comment), "{name}: {value}");
             assert_eq!(value.contains("using"), tls.is_some(), "{name}: {value}");
         }
+    }
+
+    #[test]
+    fn a_forwarded_client_is_named() {
+        let mut msg = MailMsg::default();
+        let value = value(
+            &msg,
+            &session(false, false),
+            Some("c.example"),
+            None,
+            "mx",
+            0,
+        );
+        assert!(
+            value.starts_with("from client.test (c.example [192.0.2.7])"),
+            "{value}"
+        );
+        msg.properties.set("xforward.addr", "2001:db8::5");
+        msg.properties.set("xforward.helo", "orig.example");
+        msg.properties.set("xforward.proto", "SMTP");
+        let value = super::value(&msg, &session(false, false), None, None, "mx", 0);
+        assert!(
+            value.starts_with("from orig.example ([IPv6:2001:db8::5]) by mx (Postern) with SMTP"),
+            "{value}"
+        );
     }
 }

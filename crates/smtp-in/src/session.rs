@@ -339,9 +339,14 @@ where
             };
             self.st.snapshot.dispatch(&mut ctx, &mut defaults).await
         };
-        let reply = d.reply.unwrap_or_else(reply::ok);
+        let mut reply = d.reply.unwrap_or_else(reply::ok);
         // Sinks may have changed the transaction (recipients, properties).
         self.st.msg = ctx.message;
+        // A sink that names another client and answers 220 restarts the session as Postfix's
+        // XCLIENT does: the client gets this server's greeting and says EHLO again.
+        if reply.is_positive() && self.st.adopt_client(ctx.session) && reply.code == 220 {
+            reply = reply::greeting(&self.st.server.hostname);
+        }
         if !d.default_ran || !reply.is_positive() {
             staged = Staged::Nothing;
         }

@@ -9,7 +9,7 @@ use postern_mailmsg::{MailMsg, PropertyBag};
 use postern_sink_api::{Command, Context, Event, SessionInfo};
 use postern_sink_host::Snapshot;
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::Server;
 use crate::defaults::Staged;
@@ -133,6 +133,29 @@ impl State {
         info.tls = true;
         self.tls = Some(summary.unwrap_or_else(|| "TLS".to_owned()));
         self.reset();
+    }
+
+    /// Takes the client a sink named in place of the connection's (XCLIENT): everything from
+    /// here on sees it, and the transaction starts afresh.
+    pub(crate) fn adopt_client(&mut self, session: Option<Arc<SessionInfo>>) -> bool {
+        let Some(info) = session else { return false };
+        if Arc::ptr_eq(&info, &self.info) || info.id != self.info.id {
+            return false;
+        }
+        info!(
+            session = self.info.id,
+            remote = %self.info.remote,
+            client = %info.remote,
+            helo = info.helo.as_deref().unwrap_or(""),
+            "client details replaced by a sink"
+        );
+        self.info = info;
+        // Relay rights follow the forwarded client, not the proxy that forwarded it.
+        let ip = self.info.remote.ip();
+        let may_relay = self.server.config.is_relay_client(ip) || self.info.auth_user.is_some();
+        Arc::make_mut(&mut self.info).may_relay = may_relay;
+        self.reset();
+        true
     }
 
     /// Ends the transaction (RSET, a new EHLO, after a message).

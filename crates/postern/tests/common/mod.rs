@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cookbook;
+pub mod clamd;
 pub mod peers;
 pub mod tls;
 
