@@ -9,8 +9,8 @@ the servers taking turns in a rotating order with the disk flushed and settled b
 measurement, and the median is reported, with the CPU time per message of each server read
 from /proc.
 
-`--relay`, `--tls` and `--deferred N` run the scenarios of bench/relay.py, bench/tls.py and
-bench/deferred.py instead;
+`--relay`, `--tls`, `--deferred N` and `--lists` run the scenarios of bench/relay.py,
+bench/tls.py, bench/deferred.py and bench/lists.py instead;
 bench/servers.py has what they share.
 """
 
@@ -23,6 +23,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import deferred  # noqa: E402
+import lists  # noqa: E402
 import relay  # noqa: E402
 import servers  # noqa: E402
 import sinks  # noqa: E402
@@ -64,8 +65,15 @@ def main():
                     help="instead: STARTTLS sessions/s and 20 TLS sessions (bench/tls.py)")
     ap.add_argument("--deferred", type=int, default=0, metavar="N",
                     help="instead: N messages deferred, memory and restart (bench/deferred.py)")
+    ap.add_argument("--lists", action="store_true",
+                    help="instead: a message to a 1,000-address list, both servers relaying to "
+                         "smtp-sink (bench/lists.py)")
+    ap.add_argument("--list-members", type=int, default=lists.MEMBERS, help=argparse.SUPPRESS)
+    ap.add_argument("--list-messages", type=int, default=lists.MESSAGES, help=argparse.SUPPRESS)
     sinks_options(ap)
     args = ap.parse_args()
+    if args.postern:
+        servers.POSTERN = os.path.abspath(args.postern)
     if args.sinks:
         return run_sinks(args)
     runs = 1 if args.quick else args.runs
@@ -77,7 +85,9 @@ def main():
         deferred.run(max(1000, int(args.deferred * (0.1 if args.quick else 1))))
     if args.tls:
         tls.run(runs, scale, args.only)
-    if not (args.relay or args.deferred or args.tls):
+    if args.lists:
+        lists.run(runs, scale, args.only, args.list_members, args.list_messages)
+    if not (args.relay or args.deferred or args.tls or args.lists):
         accept_and_discard(args, runs, scale)
 
 
