@@ -53,7 +53,8 @@ impl DefaultSink for Categorizer<'_> {
             return Outcome::changes(vec![Change::RemoveRecipient(address)]);
         }
         let first = targets.remove(0);
-        if first != address {
+        // A difference in case only (`Alice@Example.ORG`) keeps the address as the client wrote it.
+        if !first.eq_ignore_ascii_case(&address) {
             changes.push(Change::SetRecipientAddress(first));
         }
         changes.extend(targets.into_iter().map(Change::AddRecipient));
