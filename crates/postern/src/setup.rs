@@ -118,7 +118,11 @@ pub(crate) fn catalog() -> Catalog {
 /// The catalog of a running server: the mail authentication sinks name the results after
 /// `hostname` and resolve through `[dns] servers`, like delivery.
 pub(crate) fn serving_catalog(config: &Config) -> Catalog {
-    let env = postern_sinks::Env::new(config.hostname.clone(), config.dns.servers.clone());
+    let env = postern_sinks::Env::serving(
+        config.hostname.clone(),
+        config.dns.servers.clone(),
+        config.data_dir.clone(),
+    );
     let mut catalog = Catalog::new();
     for factory in postern_sinks::with_env(env) {
         catalog.add_builtin(factory);

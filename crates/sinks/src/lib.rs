@@ -4,6 +4,7 @@
 //! - `reply`: answer a protocol event (access lists, new SMTP commands).
 //! - `ehlo_keyword`: advertise a keyword in the EHLO reply.
 //! - `add_header`: add a header field, with `${…}` variables.
+//! - `mailing_list`: mailing lists from a TOML file, expanded at `categorize`.
 //! - `set_fate`: abort, badmail, quarantine or hold a message.
 //! - `log`: log the event and its context.
 //! - `delay`: wait before answering (tarpitting), on the async runtime or a blocking thread.
@@ -39,6 +40,7 @@ mod fault;
 mod hosts;
 mod log;
 mod mailauth;
+mod mailing_list;
 mod props;
 mod reply;
 mod set_fate;
@@ -73,6 +75,7 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(arc_verify::Factory(env.clone())),
         Arc::new(dmarc::Factory(env.clone())),
         Arc::new(dkim_sign::Factory),
+        Arc::new(mailing_list::Factory(env.clone())),
         Arc::new(arc_seal::Factory(env)),
     ]
 }

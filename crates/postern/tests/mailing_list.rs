@@ -1,0 +1,144 @@
+//! `builtin:mailing-list` against the running server: a list expanded to Maildirs with its
+//! headers and bounce address, a non-member refused with a DSN, a moderated post held, and a
+//! broken edit of the lists file that leaves the last good lists in force.
+
+mod common;
+
+use std::path::Path;
+
+use common::peers::wait_track;
+use common::{Postern, bind};
+
+const LISTS: &str = r#"
+[[list]]
+address = "team@example.org"
+members = ["alice@example.org", "bob@example.org", "carol@example.org"]
+owners = ["owner@example.org"]
+posting = "members"
+unsubscribe_url = "https://lists.example.org/unsubscribe/team"
+
+[[list]]
+address = "announce@example.org"
+members = ["alice@example.org"]
+owners = ["owner@example.org"]
+posting = "anyone"
+moderated = true
+"#;
+
+const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[domain]]\n\
+     name = \"example.org\"\nusers = [\"alice\", \"bob\", \"carol\", \"owner\", \"team\", \
+     \"announce\", \"stranger\"]\n";
+
+fn start(dir: &Path) -> Postern {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("lists.toml"), LISTS).unwrap();
+    bind(
+        dir,
+        &[
+            "--event",
+            "categorize",
+            "--sink",
+            "builtin:mailing-list",
+            "--prop",
+            "file=lists.toml",
+        ],
+    );
+    Postern::start_in(dir, Some(CONFIG))
+}
+
+#[test]
+fn a_post_reaches_every_member_with_the_list_headers_and_bounce_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "bob@example.org",
+        &["team@example.org"],
+        "Subject: hello list\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    for user in ["alice", "bob", "carol"] {
+        let mail = server.wait_for_mail("example.org", user, 1);
+        let text = &mail[0];
+        for want in [
+            "Return-Path: <team-bounces@example.org>",
+            "List-Id: <team.example.org>",
+            "List-Post: <mailto:team@example.org>",
+            "List-Unsubscribe: <https://lists.example.org/unsubscribe/team>, \
+             <mailto:team-unsubscribe@example.org>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        ] {
+            assert!(text.contains(want), "{user} lacks {want:?}:\n{text}");
+        }
+    }
+    assert!(!server.new_mail("example.org", "team").exists());
+}
+
+#[test]
+fn a_non_member_is_refused_with_a_dsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["team@example.org"],
+        "Subject: let me in\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let dsn = server.wait_for_mail("example.org", "stranger", 1);
+    assert!(dsn[0].contains("5.7.1"), "{}", dsn[0]);
+    assert!(dsn[0].contains("only its members may post"), "{}", dsn[0]);
+    assert!(!server.new_mail("example.org", "alice").exists());
+}
+
+#[test]
+fn a_post_to_a_moderated_list_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["announce@example.org"],
+        "Subject: news\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    wait_track(&dir.path().join("data"), "held", |log| {
+        log.iter().any(|r| r["state"] == "held")
+    });
+    assert!(!server.new_mail("example.org", "alice").exists());
+}
+
+#[test]
+fn a_broken_lists_file_is_refused_and_the_last_good_lists_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    assert_eq!(
+        c.send_message(
+            "bob@example.org",
+            &["team@example.org"],
+            "Subject: 1\r\n\r\nx\r\n"
+        )
+        .code,
+        250
+    );
+    server.wait_for_mail("example.org", "carol", 1);
+    std::fs::write(
+        dir.path().join("data/lists.toml"),
+        format!("{LISTS}\n[[list]]\naddress = \"x@example.org\"\nposting = \"everyone\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.send_message(
+            "bob@example.org",
+            &["team@example.org"],
+            "Subject: 2\r\n\r\nx\r\n"
+        )
+        .code,
+        250
+    );
+    server.wait_for_mail("example.org", "carol", 2);
+    let log = server.wait_for_log("lists file refused");
+    assert!(log.contains("lists.toml:18:"), "{log}");
+}
