@@ -279,6 +279,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
         "builtin:dmarc",
         "builtin:dkim-sign",
         "builtin:arc-seal",
+        "builtin:mailing-list",
     ] {
         let line = list
             .lines()
@@ -289,7 +290,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
     assert!(list.contains("code, enhanced, text, disconnect"), "{list}");
     assert_eq!(
         list.lines().count(),
-        16,
+        17,
         "a header and one line each:\n{list}"
     );
 }
