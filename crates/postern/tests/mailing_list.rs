@@ -16,6 +16,7 @@ members = ["alice@example.org", "bob@example.org", "carol@example.org"]
 owners = ["owner@example.org"]
 posting = "members"
 unsubscribe_url = "https://lists.example.org/unsubscribe/team"
+bounce_threshold = 2
 
 [[list]]
 address = "announce@example.org"
@@ -27,7 +28,7 @@ moderated = true
 
 const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[domain]]\n\
      name = \"example.org\"\nusers = [\"alice\", \"bob\", \"carol\", \"owner\", \"team\", \
-     \"announce\", \"stranger\"]\n";
+     \"announce\", \"stranger\", \"team-bounces\"]\n";
 
 fn start(dir: &Path) -> Postern {
     let data = dir.join("data");
@@ -140,5 +141,41 @@ fn a_broken_lists_file_is_refused_and_the_last_good_lists_stay() {
     );
     server.wait_for_mail("example.org", "carol", 2);
     let log = server.wait_for_log("lists file refused");
-    assert!(log.contains("lists.toml:18:"), "{log}");
+    assert!(log.contains("lists.toml:19:"), "{log}");
+}
+
+/// A DSN (RFC 3464) reporting that delivery to `member` failed, as a remote server sends it.
+fn dsn(member: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.remote.test\r\nTo: team-bounces@example.org\r\n\
+         Subject: Undelivered Mail\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; \
+         report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\nNot delivered.\r\n--b\r\n\
+         Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.remote.test\r\n\r\n\
+         Final-Recipient: rfc822; {member}\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n"
+    )
+}
+
+#[test]
+fn bounces_are_counted_per_member_and_a_member_past_the_threshold_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    for _ in 0..2 {
+        let reply = c.send_message("", &["team-bounces@example.org"], &dsn("carol@example.org"));
+        assert_eq!(reply.code, 250, "{reply:?}");
+    }
+    server.wait_for_log("member removed for bouncing");
+    let state = std::fs::read_to_string(dir.path().join("data/lists.state.toml")).unwrap();
+    assert!(state.contains("\"carol@example.org\" = 2"), "{state}");
+    assert!(!server.new_mail("example.org", "team-bounces").exists());
+    let reply = c.send_message(
+        "bob@example.org",
+        &["team@example.org"],
+        "Subject: after\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    server.wait_for_mail("example.org", "alice", 1);
+    server.wait_for_mail("example.org", "bob", 1);
+    assert!(!server.new_mail("example.org", "carol").exists());
 }

@@ -4,6 +4,7 @@
 //! - `reply`: answer a protocol event (access lists, new SMTP commands).
 //! - `ehlo_keyword`: advertise a keyword in the EHLO reply.
 //! - `add_header`: add a header field, with `${…}` variables.
+//! - `list_bounces`: bounces to a list counted per member in a state file.
 //! - `mailing_list`: mailing lists from a TOML file, expanded at `categorize`.
 //! - `set_fate`: abort, badmail, quarantine or hold a message.
 //! - `log`: log the event and its context.
@@ -38,6 +39,7 @@ mod dmarc;
 mod ehlo_keyword;
 mod fault;
 mod hosts;
+mod list_bounces;
 mod log;
 mod mailauth;
 mod mailing_list;

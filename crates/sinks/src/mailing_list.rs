@@ -10,11 +10,13 @@ use std::time::SystemTime;
 
 use postern_mailmsg::{Fate, Value};
 use postern_sink_api::{
-    Call, Change, Context, Event, Instance, Outcome, Scope, Sink, SinkError, SinkFactory, SinkSpec,
-    Verdict,
+    BlockingSink, Change, Context, Event, Instance, Outcome, Scope, SinkError, SinkFactory,
+    SinkResult, SinkSpec, Verdict,
 };
 use serde::Deserialize;
-use tracing::error;
+use tracing::{error, info};
+
+use crate::list_bounces::{State, failed_recipients, state_path};
 
 use crate::props;
 
@@ -46,6 +48,13 @@ struct List {
     #[serde(default)]
     moderated: bool,
     unsubscribe_url: Option<String>,
+    /// Failed deliveries to a member (reported to the bounce address) before it is removed.
+    #[serde(default = "default_threshold")]
+    bounce_threshold: u32,
+}
+
+fn default_threshold() -> u32 {
+    5
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -104,6 +113,8 @@ type Cached = (Option<(SystemTime, u64)>, Arc<Vec<List>>);
 struct MailingList {
     path: PathBuf,
     cache: Mutex<Cached>,
+    /// Serializes the read-modify-write of the state file.
+    state: Mutex<()>,
 }
 
 impl MailingList {
@@ -149,33 +160,48 @@ impl SinkFactory for Factory {
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         let file = props::text(&spec.properties, "file")?.unwrap_or("lists.toml".into());
         let path = self.0.data_dir().join(&*file);
-        Ok(Instance::Async(Arc::new(MailingList {
+        // Blocking: the lists file is read and the state file written and synced.
+        Ok(Instance::Blocking(Arc::new(MailingList {
             path,
             cache: Mutex::new((None, Arc::new(Vec::new()))),
+            state: Mutex::new(()),
         })))
     }
 }
 
-impl Sink for MailingList {
-    fn on_event<'a>(&'a self, ctx: &'a Context) -> Call<'a> {
-        Call::Ready(Ok(self.expand(ctx)))
+impl BlockingSink for MailingList {
+    fn on_event(&self, ctx: &Context) -> SinkResult {
+        self.expand(ctx)
     }
 }
 
 impl MailingList {
-    fn expand(&self, ctx: &Context) -> Outcome {
+    fn expand(&self, ctx: &Context) -> SinkResult {
         let Some(rcpt) = ctx.current_recipient() else {
-            return Outcome::next();
+            return Ok(Outcome::next());
         };
         let lists = self.lists();
+        if let Some(list) = lists
+            .iter()
+            .find(|l| bounce_address(&l.address).eq_ignore_ascii_case(&rcpt.address))
+        {
+            return self.bounce(ctx, list, &rcpt.address);
+        }
         let Some(list) = lists
             .iter()
             .find(|l| l.address.eq_ignore_ascii_case(&rcpt.address))
         else {
-            return Outcome::next();
+            return Ok(Outcome::next());
         };
+        let removed = self.state(|state| {
+            state
+                .lists
+                .get(&list.address.to_ascii_lowercase())
+                .map(|l| l.removed.clone())
+                .unwrap_or_default()
+        })?;
         let sender = ctx.message.sender_address();
-        let consume = |changes| Outcome::changes(changes).with_verdict(Verdict::Consume);
+        let consume = |changes| Ok(Outcome::changes(changes).with_verdict(Verdict::Consume));
         if !list.may_post(sender) {
             let who = match list.posting {
                 Posting::Owners => "its owners",
@@ -201,6 +227,7 @@ impl MailingList {
         let mut changes: Vec<Change> = list
             .members
             .iter()
+            .filter(|m| !removed.contains(&m.to_ascii_lowercase()))
             .map(|m| Change::AddRecipient(m.clone()))
             .collect();
         let mut unsubscribe = format!("<mailto:{local}-unsubscribe@{domain}>");
@@ -208,7 +235,7 @@ impl MailingList {
             unsubscribe = format!("<{url}>, {unsubscribe}");
         }
         changes.extend([
-            Change::SetSender(format!("{local}-bounces@{domain}")),
+            Change::SetSender(bounce_address(&list.address)),
             header("List-Id", format!("<{local}.{domain}>")),
             header("List-Post", format!("<mailto:{}>", list.address)),
             header("List-Unsubscribe", unsubscribe),
@@ -222,6 +249,58 @@ impl MailingList {
         changes.push(Change::RemoveRecipient(rcpt.address.clone()));
         consume(changes)
     }
+}
+
+impl MailingList {
+    /// Runs `f` on the state file under the lock, writing it back when `f` changed it.
+    fn state<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, SinkError> {
+        let _guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let path = state_path(&self.path);
+        let mut state = State::load(&path).map_err(SinkError::Failed)?;
+        let before = state.clone();
+        let out = f(&mut state);
+        if state != before {
+            state.save(&path).map_err(SinkError::Failed)?;
+        }
+        Ok(out)
+    }
+
+    /// A message to the list's bounce address: each member a DSN reports as failed is counted,
+    /// and removed at the threshold. The DSN itself is consumed (delivered nowhere).
+    fn bounce(&self, ctx: &Context, list: &List, address: &str) -> SinkResult {
+        let failed = failed_recipients(ctx.message.content.bytes());
+        let removed = self.state(|state| {
+            let entry = state
+                .lists
+                .entry(list.address.to_ascii_lowercase())
+                .or_default();
+            let mut removed = Vec::new();
+            for member in failed {
+                if !list.members.iter().any(|m| m.eq_ignore_ascii_case(&member)) {
+                    continue;
+                }
+                let count = entry.bounces.entry(member.clone()).or_insert(0);
+                *count += 1;
+                if *count >= list.bounce_threshold && entry.removed.insert(member.clone()) {
+                    removed.push(member);
+                }
+            }
+            removed
+        })?;
+        for member in removed {
+            info!(list = %list.address, member = %member, "member removed for bouncing");
+        }
+        Ok(
+            Outcome::changes(vec![Change::RemoveRecipient(address.to_owned())])
+                .with_verdict(Verdict::Consume),
+        )
+    }
+}
+
+/// `LIST-bounces@DOMAIN`: the envelope sender of the list's mail.
+fn bounce_address(list: &str) -> String {
+    let (local, domain) = list.split_once('@').unwrap_or((list, ""));
+    format!("{local}-bounces@{domain}")
 }
 
 fn header(name: &str, value: String) -> Change {
