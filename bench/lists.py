@@ -1,9 +1,9 @@
 """List expansion: one message to 1,000 recipients, Postern against Postfix in the same run.
 
-Postern expands the address with its default categorizer (a `[[domain]] aliases` file naming
-1,000 members: `builtin:mailing-list` is not in this build yet, so the list is an alias);
+Postern expands the address with `builtin:mailing-list` (a list of 1,000 members, `posting =
+"anyone"`, bound at `categorize`: the post gets the list's bounce address and `List-*` fields);
 Postfix expands the same 1,000 addresses with `virtual_alias_maps` (a texthash: table, read at
-start). The members are all at `members.example`, which both servers relay to one Postfix
+start), as an alias. The members are all at `members.example`, which both servers relay to one Postfix
 smtp-sink on a loopback port (Postern by a `[[route]]`, Postfix by `relayhost`); the sink counts
 transactions (`smtp-sink -c`) and keeps nothing. Each server groups recipients into transactions
 its own way, so a calibration message first tells how many transactions one expanded message
@@ -17,8 +17,11 @@ load until the sink has counted everything, with each server's CPU time per mess
 
 import os
 import statistics
+import subprocess
 import sys
 import time
+
+import servers as servers_mod
 
 from servers import Postern, Postfix, Sink, quiesce, smtp_source
 
@@ -50,15 +53,19 @@ def make_servers(sink, only):
         pt = Postern("postern-lists", discard=False, config=f"""
 [[domain]]
 name = "lists.example"
-users = ["owner"]
-aliases = "aliases"
+users = ["list", "list-bounces"]
 [[route]]
 domain = "members.example"
 smarthost = "{smarthost}"
 """)
         os.makedirs(pt.data, exist_ok=True)
-        with open(os.path.join(pt.data, "aliases"), "w") as f:
-            f.write("list: " + ",\n  ".join(members()) + "\n")
+        with open(os.path.join(pt.data, "lists.toml"), "w") as f:
+            quoted = ", ".join(f'"{m}"' for m in members())
+            f.write(f'[[list]]\naddress = "{LIST}"\nposting = "anyone"\nmembers = [{quoted}]\n')
+        subprocess.run([servers_mod.POSTERN, "binding", "add", "--config", pt.config, "--event",
+                        "categorize", "--sink", "builtin:mailing-list", "--prop",
+                        "file=lists.toml", "--name", "list"], check=True,
+                       stdout=subprocess.DEVNULL)
         servers.append(pt)
     return servers
 
@@ -122,7 +129,7 @@ def run(runs, scale, only, members_count=MEMBERS, message_count=MESSAGES):
     print("| server | expansion | transactions per message at the sink | msg/s | recipients/s "
           "| CPU µs/msg |")
     print("|---|---|---|---|---|---|")
-    how = {"Postern": "`[[domain]] aliases`", "Postfix": "`virtual_alias_maps` (texthash)"}
+    how = {"Postern": "`builtin:mailing-list`", "Postfix": "`virtual_alias_maps` (texthash)"}
     for s in servers:
         rate = statistics.median(samples[s.name][0])
         cpu = statistics.median(samples[s.name][1])
