@@ -24,11 +24,21 @@ members = ["alice@example.org"]
 owners = ["owner@example.org"]
 posting = "anyone"
 moderated = true
+
+[[list]]
+address = "ring1@example.org"
+members = ["ring2@example.org", "alice@example.org"]
+posting = "anyone"
+
+[[list]]
+address = "ring2@example.org"
+members = ["ring1@example.org", "bob@example.org"]
+posting = "anyone"
 "#;
 
 const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[domain]]\n\
      name = \"example.org\"\nusers = [\"alice\", \"bob\", \"carol\", \"owner\", \"team\", \
-     \"announce\", \"stranger\", \"team-bounces\"]\n";
+     \"announce\", \"stranger\", \"team-bounces\", \"ring1\", \"ring2\"]\n";
 
 fn start(dir: &Path) -> Postern {
     let data = dir.join("data");
@@ -141,7 +151,7 @@ fn a_broken_lists_file_is_refused_and_the_last_good_lists_stay() {
     );
     server.wait_for_mail("example.org", "carol", 2);
     let log = server.wait_for_log("lists file refused");
-    assert!(log.contains("lists.toml:19:"), "{log}");
+    assert!(log.contains("lists.toml:29:"), "{log}");
 }
 
 /// A DSN (RFC 3464) reporting that delivery to `member` failed, as a remote server sends it.
@@ -178,4 +188,21 @@ fn bounces_are_counted_per_member_and_a_member_past_the_threshold_is_removed() {
     server.wait_for_mail("example.org", "alice", 1);
     server.wait_for_mail("example.org", "bob", 1);
     assert!(!server.new_mail("example.org", "carol").exists());
+}
+
+#[test]
+fn two_lists_naming_each_other_expand_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["ring1@example.org"],
+        "Subject: ring\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    server.wait_for_mail("example.org", "alice", 1);
+    server.wait_for_mail("example.org", "bob", 1);
+    assert!(!server.new_mail("example.org", "ring1").exists());
+    assert!(!server.new_mail("example.org", "ring2").exists());
 }

@@ -24,6 +24,10 @@ use crate::props;
 /// it, and is then expanded (releasing it is the moderator's approval).
 const HELD: &str = "postern.list.held";
 
+/// The message property naming the lists already expanded for the message (space-separated,
+/// lower-case), so that lists naming each other do not expand forever.
+const EXPANDED: &str = "postern.list.expanded";
+
 pub(crate) struct Factory(pub(crate) Arc<crate::Env>);
 
 /// The file as written.
@@ -200,6 +204,22 @@ impl MailingList {
                 .map(|l| l.removed.clone())
                 .unwrap_or_default()
         })?;
+        let key = list.address.to_ascii_lowercase();
+        let expanded = ctx
+            .message
+            .properties
+            .get(EXPANDED)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        if expanded.split(' ').any(|done| done == key) {
+            // A list reached again through another list (two lists naming each other): its
+            // members are already recipients, so this copy is dropped instead of looping.
+            return Ok(
+                Outcome::changes(vec![Change::RemoveRecipient(rcpt.address.clone())])
+                    .with_verdict(Verdict::Consume),
+            );
+        }
         let sender = ctx.message.sender_address();
         let consume = |changes| Ok(Outcome::changes(changes).with_verdict(Verdict::Consume));
         if !list.may_post(sender) {
@@ -246,6 +266,11 @@ impl MailingList {
                 "List-Unsubscribe=One-Click".into(),
             ));
         }
+        changes.push(Change::SetProperty {
+            scope: Scope::Message,
+            key: EXPANDED.to_owned(),
+            value: Value::from(format!("{expanded} {key}").trim()),
+        });
         changes.push(Change::RemoveRecipient(rcpt.address.clone()));
         consume(changes)
     }
