@@ -157,6 +157,8 @@ struct Cached {
     /// Modification time and length of the file the table (or the refusal) was made from.
     stamp: Option<(SystemTime, u64)>,
     table: Arc<Aliases>,
+    /// A missing file is logged once, not at every recipient.
+    missing_logged: bool,
 }
 
 impl AliasFile {
@@ -193,6 +195,10 @@ impl AliasFile {
             return cached.table.clone();
         }
         if stamp.is_none() && cached.stamp.is_none() {
+            if !cached.missing_logged {
+                cached.missing_logged = true;
+                error!(path = %self.path.display(), "aliases file missing: no aliases in force");
+            }
             return cached.table.clone();
         }
         cached.stamp = stamp;
