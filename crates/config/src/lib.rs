@@ -40,6 +40,8 @@
 //! [[route]]
 //! domain = "example.org"         # required: "*", "example.org" or "*.example.org"
 //! smarthost = "relay.example.net:587"  # required: host[:port] or [ip-literal]:port; port 25
+//!                                # (also "smtp:host:port", "lmtp:host[:port]" (port 24) and
+//!                                # "lmtp:unix:PATH", a socket relative to data_dir)
 //!
 //! [limits]
 //! max_message_size = "25M"       # octets, or with k/K, M, G, T or KiB… (powers of 1024)
@@ -104,6 +106,7 @@
 //! - `names`: the syntax of domains, domain patterns, local parts, smarthosts and networks.
 //! - `units`: durations and sizes.
 //! - `security`: `[auth]` and the abuse limits (rates, greeting delay).
+//! - `admin`: `[admin]`, the admin API's listener.
 //! - `locate`: the field at a byte offset, for the errors `toml` reports by span only.
 //! - `error`: [`ConfigError`], [`ConfigErrors`], [`Position`].
 //!
@@ -119,6 +122,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod aliases;
 mod categorize;
 mod error;
@@ -136,12 +140,13 @@ mod validate;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+pub use admin::{Admin, DEFAULT_ADMIN_PORT, admin_address};
 pub use aliases::{AliasError, AliasFile, Aliases};
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use inbound::{ListenerMode, Tls, TlsFiles};
 pub use model::{
-    Categorizer, Config, Delivery, DiskReserve, Dns, DomainPattern, Limits, Listener, LocalDomain,
-    Log, LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
+    Categorizer, Config, Delivery, DiskReserve, Dns, DomainPattern, HopProtocol, Limits, Listener,
+    LocalDomain, Log, LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
 };
 pub use security::Auth;
 
@@ -213,6 +218,7 @@ fn built_in_default() -> Config {
         tls: Tls::default(),
         auth: Auth::default(),
         categorizer: Categorizer::default(),
+        admin: Admin::default(),
         source: Source::Embedded,
     }
 }

@@ -43,6 +43,8 @@ pub struct Config {
     pub auth: crate::Auth,
     /// The default categorizer (`[categorizer]`).
     pub categorizer: Categorizer,
+    /// `[admin]`: the admin API's listener.
+    pub admin: crate::Admin,
     /// Where this configuration came from.
     pub source: Source,
 }
@@ -200,12 +202,43 @@ pub struct Route {
     pub domain: DomainPattern,
     /// The smarthost: a lower-case domain name, or an IP address without brackets.
     pub host: String,
-    /// The smarthost's port (25 unless given).
+    /// The smarthost's port (25 unless given; 24 for LMTP). Unused for an LMTP Unix socket.
     pub port: u16,
+    /// How the smarthost is spoken to: SMTP, or LMTP over TCP or a Unix socket.
+    pub protocol: HopProtocol,
     /// Whether STARTTLS is required (with certificate verification) or used when offered.
     pub tls: RouteTls,
     /// PEM certificates trusted for this route besides the system's roots (`ca_file`).
     pub ca_file: Option<PathBuf>,
+}
+
+/// The protocol of a route's smarthost (`smtp:`, the default, or `lmtp:`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HopProtocol {
+    /// SMTP to `host:port`.
+    #[default]
+    Smtp,
+    /// LMTP (RFC 2033) to `host:port`.
+    Lmtp,
+    /// LMTP over this Unix socket (relative to the data folder unless absolute).
+    LmtpUnix(PathBuf),
+}
+
+impl Route {
+    /// The next hop this route gives a recipient: `smtp:HOST:PORT`, `lmtp:HOST:PORT` or
+    /// `lmtp:unix:PATH`, in the form the outbound client parses.
+    pub fn next_hop(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match &self.protocol {
+            HopProtocol::Smtp => format!("smtp:{host}:{}", self.port),
+            HopProtocol::Lmtp => format!("lmtp:{host}:{}", self.port),
+            HopProtocol::LmtpUnix(path) => format!("lmtp:unix:{}", path.display()),
+        }
+    }
 }
 
 /// The TLS policy of a route.
@@ -411,6 +444,8 @@ pub struct Overrides {
     pub listen: Vec<SocketAddr>,
     /// Replaces `hostname`; checked as the file's `hostname` is.
     pub hostname: Option<String>,
+    /// Replaces `[admin] address` (`Some(None)` turns the admin API off).
+    pub admin: Option<Option<SocketAddr>>,
 }
 
 impl Config {
@@ -491,6 +526,9 @@ impl Config {
         }
         if let Some(hostname) = &overrides.hostname {
             self.hostname = hostname.clone();
+        }
+        if let Some(admin) = overrides.admin {
+            self.admin.address = admin;
         }
         Ok(())
     }

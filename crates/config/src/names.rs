@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use crate::model::DomainPattern;
+use crate::model::{DomainPattern, HopProtocol};
 
 /// Checks a domain name (RFC 5321 `Domain`, ASCII letters, digits and hyphens) and returns it
 /// in lower case.
@@ -90,6 +90,28 @@ pub(crate) fn local_part(user: &str) -> Result<String, String> {
 /// Parses a smarthost: `host`, `host:port`, `[ip-literal]` or `[ip-literal]:port`. Returns the
 /// host (a lower-case domain, or an IP address without brackets) and the port (25 by default).
 pub(crate) fn smarthost(text: &str) -> Result<(String, u16), String> {
+    smarthost_on(text, 25)
+}
+
+/// The route's smarthost with its protocol prefix: `smtp:` or none (SMTP, port 25 by default),
+/// `lmtp:HOST[:PORT]` (port 24 by default) or `lmtp:unix:PATH`.
+pub(crate) fn route_hop(text: &str) -> Result<(String, u16, HopProtocol), String> {
+    if let Some(path) = text.strip_prefix("lmtp:unix:") {
+        if path.is_empty() {
+            return Err(format!(
+                "invalid smarthost {text:?}: `lmtp:unix:` needs the socket's path"
+            ));
+        }
+        return Ok((String::new(), 0, HopProtocol::LmtpUnix(path.into())));
+    }
+    if let Some(rest) = text.strip_prefix("lmtp:") {
+        return smarthost_on(rest, 24).map(|(h, p)| (h, p, HopProtocol::Lmtp));
+    }
+    let rest = text.strip_prefix("smtp:").unwrap_or(text);
+    smarthost(rest).map(|(h, p)| (h, p, HopProtocol::Smtp))
+}
+
+fn smarthost_on(text: &str, default_port: u16) -> Result<(String, u16), String> {
     let invalid = |why: &str| Err(format!("invalid smarthost {text:?}: {why}"));
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let Some((literal, after)) = rest.split_once(']') else {
@@ -124,7 +146,7 @@ pub(crate) fn smarthost(text: &str) -> Result<(String, u16), String> {
         (host, port)
     };
     let port = match port {
-        None => 25,
+        None => default_port,
         Some(port) => match port.parse::<u16>() {
             Ok(0) | Err(_) => return invalid("the port must be a number from 1 to 65535"),
             Ok(port) => port,
@@ -249,6 +271,54 @@ mod tests {
             let got = smarthost(input).ok();
             let got = got.as_ref().map(|(h, p)| (h.as_str(), *p));
             assert_eq!(got, *want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn route_hops() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            (
+                "bare",
+                "relay.example.net",
+                Some("smtp:relay.example.net:25"),
+            ),
+            (
+                "smtp prefix",
+                "smtp:relay.example.net:587",
+                Some("smtp:relay.example.net:587"),
+            ),
+            (
+                "lmtp tcp",
+                "lmtp:127.0.0.1:2400",
+                Some("lmtp:127.0.0.1:2400"),
+            ),
+            (
+                "lmtp default port",
+                "lmtp:store.example",
+                Some("lmtp:store.example:24"),
+            ),
+            ("lmtp ipv6", "lmtp:[::1]:24", Some("lmtp:[::1]:24")),
+            (
+                "lmtp unix",
+                "lmtp:unix:lmtp.sock",
+                Some("lmtp:unix:lmtp.sock"),
+            ),
+            ("lmtp unix without path", "lmtp:unix:", None),
+            ("lmtp bad port", "lmtp:store:0", None),
+        ];
+        for (name, input, want) in cases {
+            let got = route_hop(input).ok().map(|(host, port, protocol)| {
+                crate::model::Route {
+                    domain: DomainPattern::Any,
+                    host,
+                    port,
+                    protocol,
+                    tls: crate::model::RouteTls::Opportunistic,
+                    ca_file: None,
+                }
+                .next_hop()
+            });
+            assert_eq!(got.as_deref(), *want, "case {name}");
         }
     }
 

@@ -29,6 +29,7 @@ pub(crate) struct RawConfig {
     pub(crate) queue: RawQueue,
     pub(crate) tls: RawTls,
     pub(crate) auth: RawAuth,
+    pub(crate) admin: crate::admin::RawAdmin,
     pub(crate) categorizer: RawCategorizer,
 }
 

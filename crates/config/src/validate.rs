@@ -70,6 +70,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
     let queue = queue(raw.queue, problems);
     let tls = crate::inbound::tls(raw.tls, problems);
     let auth = crate::security::auth(raw.auth, problems);
+    let admin = crate::admin::admin(raw.admin, problems);
     Config {
         hostname,
         data_dir,
@@ -86,6 +87,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
         tls,
         auth,
         categorizer,
+        admin,
         source,
     }
 }
@@ -230,12 +232,12 @@ fn routes(
         let span = route.domain.span();
         let pattern = names::domain_pattern(route.domain.get_ref())
             .map_err(|why| problems.at(span.clone(), &field, why));
-        let smarthost = names::smarthost(route.smarthost.get_ref()).map_err(|why| {
+        let smarthost = names::route_hop(route.smarthost.get_ref()).map_err(|why| {
             problems.at(route.smarthost.span(), format!("route[{i}].smarthost"), why)
         });
         let tls = crate::outbound::route_tls(route.tls, format!("route[{i}].tls"), problems);
         let ca_file = route.ca_file.map(|f| PathBuf::from(f.into_inner()));
-        let (Ok(domain), Ok((host, port))) = (pattern, smarthost) else {
+        let (Ok(domain), Ok((host, port, protocol))) = (pattern, smarthost) else {
             continue;
         };
         if let Some((_, first)) = routes.iter().find(|(r, _)| r.domain == domain) {
@@ -262,6 +264,7 @@ fn routes(
                 domain,
                 host,
                 port,
+                protocol,
                 tls,
                 ca_file,
             },

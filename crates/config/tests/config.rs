@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_config::{
-    Auth, Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, Limits, Listener,
-    ListenerMode, LocalDomain, Log, LogFormat, Overrides, Position, Queue, Route, RouteTls, Source,
-    Tls, TlsFiles, Users,
+    Auth, Config, Delivery, DiskReserve, Dns, DomainPattern, EMBEDDED, HopProtocol, Limits,
+    Listener, ListenerMode, LocalDomain, Log, LogFormat, Overrides, Position, Queue, Route,
+    RouteTls, Source, Tls, TlsFiles, Users,
 };
 
 const FULL: &str = r#"
@@ -119,6 +119,7 @@ fn route(domain: DomainPattern, host: &str, port: u16) -> Route {
         domain,
         host: host.to_owned(),
         port,
+        protocol: HopProtocol::Smtp,
         tls: RouteTls::Opportunistic,
         ca_file: None,
     }
@@ -235,6 +236,7 @@ fn full_example_parses_to_the_expected_values() {
             lockout: Duration::from_secs(600),
         },
         categorizer: postern_config::Categorizer::default(),
+        admin: postern_config::Admin::default(),
         source: Source::File(PathBuf::from("postern.toml")),
     };
     assert_eq!(full(), want);
@@ -449,6 +451,7 @@ fn overrides() {
                 data_dir: Some(PathBuf::from("/srv/mail")),
                 listen: listen.clone(),
                 hostname: Some("mx.example.net".into()),
+                ..Overrides::default()
             },
             data_dir: "/srv/mail",
             bindings_file: "/srv/mail/bindings.toml",

@@ -8,7 +8,8 @@
 //!   and ORCPT.
 //! - [`dns`]: MX and address lookups (`hickory-resolver`), null MX, implicit MX.
 //! - [`outbound`]: delivery to one next hop: the `dns-resolve` event, hosts and addresses in
-//!   order, pooled connections, STARTTLS policy.
+//!   order, pooled connections, STARTTLS policy; an `lmtp:` hop (RFC 2033) through the same
+//!   client with LHLO and a reply per recipient (`outbound::lmtp`).
 //! - `pool`: open connections per address, the per-host limit, idle connections kept for reuse.
 //! - [`smtp`]: the client itself: bounded reply reading, the connection, one transaction with
 //!   its `outbound:*` and `response` events.

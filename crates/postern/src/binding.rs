@@ -3,17 +3,16 @@
 //! a lock, so a bad argument exits 2 and leaves the registry as it was. A running server picks
 //! the change up by itself.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use postern_config::Overrides;
 use postern_mailmsg::Value;
 use postern_sink_api::Event;
 use postern_sink_host::{
-    Binding, BindingId, BreakerPolicy, Mode, OnError, SinkRef, Snapshot, priority, registry,
+    Binding, BreakerPolicy, Mode, OnError, SinkRef, Snapshot, edit, priority, registry,
 };
 
 use crate::binding_view;
@@ -177,28 +176,18 @@ fn edit(
     path: &Path,
     change: impl FnOnce(&mut Vec<Binding>) -> Result<(), Usage>,
 ) -> Result<(), Failure> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let lock_path = path.with_extension("lock");
-    let lock = File::create(&lock_path)
-        .with_context(|| format!("creating the lock file {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    let mut bindings = load(path)?;
-    change(&mut bindings)?;
-    compile(&bindings)?;
-    registry::save(path, &bindings).map_err(|e| Failure::Other(e.into()))?;
-    Ok(())
+    edit::edit(path, &setup::catalog(), |list| {
+        change(list).map_err(|u| u.0)
+    })
+    .map_err(|e| match e {
+        edit::EditError::Invalid(message) => Failure::Usage(message),
+        edit::EditError::Io(message) => Failure::Other(anyhow::anyhow!(message)),
+    })
 }
 
 /// Finds a binding by id or name.
 fn find(bindings: &[Binding], key: &str) -> Result<usize, Usage> {
-    let by_id = key.parse::<BindingId>().ok();
-    bindings
-        .iter()
-        .position(|b| Some(b.id) == by_id || b.name == key)
-        .ok_or_else(|| Usage(format!("no binding with id or name {key:?}")))
+    edit::find(bindings, key).ok_or_else(|| Usage(format!("no binding with id or name {key:?}")))
 }
 
 fn new_binding(args: &AddArgs) -> Result<Binding, Usage> {
@@ -265,21 +254,6 @@ pub(crate) fn property(text: &str) -> Result<(String, Value), Usage> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| Usage(format!("property {text:?} is not KEY=VALUE")))?;
-    if key.is_empty()
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-    {
-        return Err(Usage(format!(
-            "property key {key:?} must be letters, digits, _ - ."
-        )));
-    }
-    let value = if let Ok(n) = value.parse::<i64>() {
-        Value::Int(n)
-    } else if value == "true" || value == "false" {
-        Value::Bool(value == "true")
-    } else {
-        Value::Text(value.to_owned())
-    };
-    Ok((key.to_owned(), value))
+    edit::property_key(key).map_err(Usage)?;
+    Ok((key.to_owned(), edit::property_value(value)))
 }

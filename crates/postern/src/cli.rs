@@ -22,9 +22,12 @@ pub(crate) enum Command {
     /// Register and configure event bindings (like the original smtpreg tool).
     #[command(subcommand)]
     Binding(BindingCommand),
-    /// Look after the queue (the spool in DATA/queue); no server needed.
+    /// Look after the queue: through the running server's admin API, or reading the spool in
+    /// DATA/queue when no server runs (list, show, check).
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The running server: version, uptime, listeners, connections, queue counts.
+    Status(StatusArgs),
     /// The users who may authenticate (AUTH), in DATA/users.toml with argon2id hashes.
     #[command(subcommand)]
     User(UserCommand),
@@ -131,6 +134,90 @@ pub(crate) enum QueueCommand {
     /// octets and the queue ids lost. Changes nothing. Exit 0 when intact, 1 when damaged, 2 on
     /// bad usage or configuration, or when a running server holds the spool (stop it first).
     Check(QueueCheckArgs),
+    /// The messages in the queue, oldest first (filters as in the admin API).
+    List(QueueListArgs),
+    /// One message in full: envelope, each recipient's status, headers, history.
+    Show(QueueShowArgs),
+    /// Deliver now (a deferred message before its time).
+    Retry(QueueActArgs),
+    /// Keep messages in the queue untouched until released.
+    Hold(QueueActArgs),
+    /// Deliver held messages.
+    Release(QueueActArgs),
+    /// Drop messages silently: no delivery, no DSN.
+    Delete(QueueActArgs),
+    /// Give up on messages now: a failure DSN to each sender.
+    Bounce(QueueActArgs),
+}
+
+/// The filters of `postern queue`, as the admin API's query parameters.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct QueueFilterArgs {
+    /// queued, deferred or held.
+    #[arg(long)]
+    pub(crate) state: Option<String>,
+    /// The sender contains this text.
+    #[arg(long)]
+    pub(crate) sender: Option<String>,
+    /// A recipient contains this text.
+    #[arg(long)]
+    pub(crate) recipient: Option<String>,
+    /// A recipient is in this domain.
+    #[arg(long)]
+    pub(crate) domain: Option<String>,
+    /// Arrived at least this long ago (e.g. 30m, 2h, 3days).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) older_than: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueListArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) filter: QueueFilterArgs,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueShowArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// The queue id.
+    pub(crate) id: String,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueActArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Queue ids; or select the messages with the filters, or --all.
+    pub(crate) ids: Vec<String>,
+    #[command(flatten)]
+    pub(crate) filter: QueueFilterArgs,
+    /// Every message in the queue.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Do not ask for confirmation before acting on messages chosen by filters or --all.
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// JSON for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +390,18 @@ pub(crate) struct ServeArgs {
     /// The server's name in the greeting, EHLO and trace fields.
     #[arg(long, value_name = "NAME")]
     pub(crate) hostname: Option<String>,
+    /// The admin API's address (IP:PORT, port 0 for a free one), instead of `[admin] address`;
+    /// "" turns the admin API off.
+    #[arg(long, value_name = "ADDR", value_parser = admin_listen)]
+    pub(crate) admin_listen: Option<AdminListen>,
+}
+
+/// `--admin-listen`: an address, or `None` for "" (off).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdminListen(pub(crate) Option<SocketAddr>);
+
+fn admin_listen(text: &str) -> Result<AdminListen, String> {
+    postern_config::admin_address(text).map(AdminListen)
 }
 
 #[derive(Debug, Args)]

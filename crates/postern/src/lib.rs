@@ -22,9 +22,12 @@
 //! # Layout
 //! - `cli`: the command line.
 //! - `serve`: `postern serve` — recovery, transport, listeners, shutdown.
+//! - `admin`: the admin listener of `serve` (token, address line, the API's state).
 //! - `check`: `postern check-config`; `postern config default` prints the embedded default.
 //! - `binding`: `postern binding …`, the registry editor; `binding_view` prints it.
-//! - `queue`: `postern queue …`: `check` verifies the spool.
+//! - `queue`: `postern queue …`: `check` verifies the spool; `queue_ops`: `list`, `show` and
+//!   the changing commands, through the admin API (or the spool when no server runs).
+//! - `status`: `postern status`; `admin_client`: the way to the running server's admin API.
 //! - `sink_try`: `postern sink try`, one sink run once offline.
 //! - `user`: `postern user add|passwd|remove|list`, the AUTH user store.
 //! - `setup`: what every command needs: the configuration with its overrides, logging, the
@@ -40,14 +43,18 @@
 
 #![warn(missing_docs)]
 
+mod admin;
+mod admin_client;
 mod binding;
 mod binding_view;
 mod check;
 mod cli;
 mod queue;
+mod queue_ops;
 mod serve;
 mod setup;
 mod sink_try;
+mod status;
 mod user;
 
 use std::ffi::OsString;
@@ -122,6 +129,7 @@ impl Builder {
             }
             cli::Command::Queue(command) => queue::run(command),
             cli::Command::User(command) => user::run(command),
+            cli::Command::Status(args) => status::run(args),
             cli::Command::Sink(cli::SinkCommand::Try(args)) => sink_try::run(&args),
         };
         match result {

@@ -1,4 +1,5 @@
-//! `postern queue …`: looking after the spool without a server. `check` reads every segment as
+//! `postern queue …`: `check` looks after the spool without a server; the others are in
+//! `queue_ops`. `check` reads every segment as
 //! a start would, holds the log against the checkpoint and prints what it finds; it changes
 //! nothing (the next start cuts a torn tail and keeps damaged segments in `queue/damaged/`).
 
@@ -11,11 +12,19 @@ use postern_queue::{QueueError, Report};
 use serde_json::json;
 
 use crate::cli::{QueueCheckArgs, QueueCommand};
+use crate::queue_ops::Act;
 use crate::setup;
 
 pub(crate) fn run(command: QueueCommand) -> Result<ExitCode> {
     match command {
         QueueCommand::Check(args) => check(args),
+        QueueCommand::List(args) => crate::queue_ops::list(args),
+        QueueCommand::Show(args) => crate::queue_ops::show(args),
+        QueueCommand::Retry(args) => crate::queue_ops::act(args, Act::Retry),
+        QueueCommand::Hold(args) => crate::queue_ops::act(args, Act::Hold),
+        QueueCommand::Release(args) => crate::queue_ops::act(args, Act::Release),
+        QueueCommand::Delete(args) => crate::queue_ops::act(args, Act::Delete),
+        QueueCommand::Bounce(args) => crate::queue_ops::act(args, Act::Bounce),
     }
 }
 

@@ -28,6 +28,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode> {
         data_dir: None,
         listen: args.listen.clone(),
         hostname: args.hostname.clone(),
+        admin: args.admin_listen.map(|a| a.0),
     };
     let config = match setup::config(None, &args.common, overrides) {
         Ok(config) => config,
@@ -95,7 +96,11 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let ids = Arc::new(QueueIdGenerator::new(node));
     let transport = Transport::new(config.clone(), host.clone(), spool.clone(), ids.clone())
         .context("starting the transport")?;
-    let transport_task = tokio::spawn(transport.run(intake, recovered.live, shutdown.clone()));
+    let transport_task = tokio::spawn(transport.clone().run(
+        intake,
+        recovered.live,
+        shutdown.clone(),
+    ));
 
     // Before the listening line: a SIGTERM sent as soon as it is read must close the queue.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -104,6 +109,10 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     let tls = Arc::new(postern_smtp_in::Tls::load(&config).context("loading the TLS certificate")?);
     let addresses: Vec<_> = config.listeners.iter().map(|l| l.address).collect();
     let listeners = postern_smtp_in::bind(&addresses).await?;
+    let admin = match config.admin.address {
+        Some(address) => Some(crate::admin::open(&config, address).await?),
+        None => None,
+    };
     {
         // The bound addresses go to standard output (port 0 picks a free port), one a line, in
         // the log's format so that a JSON log reader can take standard output too.
@@ -127,16 +136,31 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
             }
             info!(protocol = "smtp", mode, %address, port = address.port(), "listening");
         }
+        if let Some((listener, _)) = &admin {
+            crate::admin::announce(&mut out, config.log.format, listener.local_addr()?)?;
+        }
         out.flush()?;
     }
     let server = Arc::new(
         Server::new(config.clone(), host, spool.clone(), ids, shutdown, inbox).with_tls(tls),
     );
     info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "postern started");
-    let listeners = listeners
+    let listeners: Vec<_> = listeners
         .into_iter()
         .zip(config.listeners.iter().map(|l| l.mode))
         .collect();
+    let admin_task = match admin {
+        Some((listener, token)) => Some(tokio::spawn(crate::admin::serve(
+            listener,
+            token,
+            &config,
+            &listeners,
+            &server,
+            transport.clone(),
+            stop.subscribe(),
+        )?)),
+        None => None,
+    };
     let serving = tokio::spawn(postern_smtp_in::serve(server, listeners));
 
     tokio::select! {
@@ -145,6 +169,9 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
     }
     let _ = stop.send(true);
     let _ = serving.await;
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
     let _ = transport_task.await;
     let stats = spool.stats();
     info!(

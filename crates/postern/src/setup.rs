@@ -34,6 +34,8 @@ pub(crate) fn config(
         .map_err(|why| format!("--hostname: {why}"))?;
     // Relative `script:PATH` bindings are taken from the data folder.
     postern_script::set_data_dir(&config.data_dir);
+    // And the files built-in sinks name by a relative path (`builtin:route-table`'s `file`).
+    postern_sinks::set_data_dir(&config.data_dir);
     Ok(config)
 }
 
@@ -118,11 +120,7 @@ pub(crate) fn catalog() -> Catalog {
 /// The catalog of a running server: the mail authentication sinks name the results after
 /// `hostname` and resolve through `[dns] servers`, like delivery.
 pub(crate) fn serving_catalog(config: &Config) -> Catalog {
-    let env = postern_sinks::Env::serving(
-        config.hostname.clone(),
-        config.dns.servers.clone(),
-        config.data_dir.clone(),
-    );
+    let env = postern_sinks::Env::new(config.hostname.clone(), config.dns.servers.clone());
     let mut catalog = Catalog::new();
     for factory in postern_sinks::with_env(env) {
         catalog.add_builtin(factory);

@@ -280,6 +280,8 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
         "builtin:dkim-sign",
         "builtin:arc-seal",
         "builtin:mailing-list",
+        "builtin:route-table",
+        "builtin:hold-queue",
     ] {
         let line = list
             .lines()
@@ -290,7 +292,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
     assert!(list.contains("code, enhanced, text, disconnect"), "{list}");
     assert_eq!(
         list.lines().count(),
-        17,
+        19,
         "a header and one line each:\n{list}"
     );
 }
@@ -486,6 +488,7 @@ fn log_level_option_wins_over_rust_log() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
         .current_dir(d)
         .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

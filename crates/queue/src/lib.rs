@@ -28,6 +28,7 @@
 //!   log against (a segment cut at a record boundary reads as a clean end otherwise).
 //! - `damage`: [`Damage`], and the copies and reports kept in `damaged/`.
 //! - `check`: [`check`], the read-only verification behind `postern queue check`; [`Report`].
+//! - `offline`: [`read_offline`], the live messages of a spool no server has open (read only).
 //! - `relocate`: rewriting live messages out of old segments: compaction, and the policy of
 //!   when.
 //! - `space`: free space against [`DiskReserve`]; [`Spool::accepting`].
@@ -73,6 +74,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+mod offline;
 mod open;
 mod options;
 mod payload;
@@ -92,6 +94,7 @@ mod writer;
 pub use check::{Report, SegmentReport, check};
 pub use damage::Damage;
 pub use error::QueueError;
+pub use offline::read_offline;
 pub use options::SpoolOptions;
 pub use recover::Recovered;
 pub use space::DiskReserve;

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`binding`]: [`Binding`] and its fields (priority levels, sink references, policies).
 //! - [`registry`]: the registry file (`bindings.toml`), read and written atomically.
+//! - [`edit`]: a validated change of the registry file under its lock (the CLI's and the API's).
 //! - [`rule`]: the rule language that filters when a binding fires.
 //! - [`catalog`]: the sink kinds this binary can make.
 //! - [`snapshot`]: bindings compiled into one ordered chain per event.
@@ -30,6 +31,7 @@ pub mod binding;
 mod blocking;
 pub mod catalog;
 pub mod dispatch;
+pub mod edit;
 pub mod host;
 mod isolation;
 pub mod registry;

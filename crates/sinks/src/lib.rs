@@ -18,6 +18,10 @@
 //! - `mailauth`: what those share: the `mail-auth` authenticator on the `[dns] servers`
 //!   resolver ([`Env`]), the `Authentication-Results:` writer, policies, keys.
 //! - `props`: reading typed properties with errors that name the property.
+//! - `route_table`: choose next hops at `route` from a TOML table of rules, reloaded when it
+//!   changes.
+//! - `hold_queue`: hold messages for approval or until a delivery window opens.
+//! - `data_dir`: the data folder, where relative file properties are found.
 //!
 //! # Design
 //! A built-in sink is a factory that checks its properties once, when the registry loads, and
@@ -32,12 +36,14 @@ mod add_header;
 mod arc_seal;
 mod arc_verify;
 mod command;
+mod data_dir;
 mod delay;
 mod dkim_sign;
 mod dkim_verify;
 mod dmarc;
 mod ehlo_keyword;
 mod fault;
+mod hold_queue;
 mod hosts;
 mod list_bounces;
 mod log;
@@ -45,6 +51,7 @@ mod mailauth;
 mod mailing_list;
 mod props;
 mod reply;
+mod route_table;
 mod set_fate;
 mod spf;
 
@@ -52,6 +59,7 @@ use std::sync::Arc;
 
 use postern_sink_api::SinkFactory;
 
+pub use data_dir::set_data_dir;
 pub use mailauth::Env;
 
 /// Every built-in sink factory, for a server called `localhost` on the system's resolver: enough
@@ -72,12 +80,14 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(fault::Factory),
         Arc::new(command::Factory),
         Arc::new(hosts::Factory),
+        Arc::new(route_table::Factory),
+        Arc::new(hold_queue::Factory),
         Arc::new(spf::Factory(env.clone())),
         Arc::new(dkim_verify::Factory(env.clone())),
         Arc::new(arc_verify::Factory(env.clone())),
         Arc::new(dmarc::Factory(env.clone())),
         Arc::new(dkim_sign::Factory),
-        Arc::new(mailing_list::Factory(env.clone())),
+        Arc::new(mailing_list::Factory),
         Arc::new(arc_seal::Factory(env)),
     ]
 }

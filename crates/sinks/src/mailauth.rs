@@ -38,9 +38,6 @@ pub struct Env {
     pub hostname: String,
     /// The name servers of `[dns] servers`; empty means the system's configuration.
     pub dns_servers: Vec<SocketAddr>,
-    /// The data folder, against which sinks resolve relative file properties (`.` when
-    /// unknown, as for a command that only checks bindings).
-    data_dir: std::path::PathBuf,
     authenticator: OnceLock<Result<MessageAuthenticator, String>>,
 }
 
@@ -50,28 +47,8 @@ impl Env {
         Arc::new(Self {
             hostname: hostname.into(),
             dns_servers,
-            data_dir: std::path::PathBuf::from("."),
             authenticator: OnceLock::new(),
         })
-    }
-
-    /// The environment of a running server, whose data folder is `data_dir`.
-    pub fn serving(
-        hostname: impl Into<String>,
-        dns_servers: Vec<SocketAddr>,
-        data_dir: std::path::PathBuf,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            hostname: hostname.into(),
-            dns_servers,
-            data_dir,
-            authenticator: OnceLock::new(),
-        })
-    }
-
-    /// The data folder (relative file properties are resolved against it).
-    pub(crate) fn data_dir(&self) -> &std::path::Path {
-        &self.data_dir
     }
 
     /// The shared authenticator (its resolver caches answers for every sink).

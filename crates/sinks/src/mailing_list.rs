@@ -28,7 +28,7 @@ const HELD: &str = "postern.list.held";
 /// lower-case), so that lists naming each other do not expand forever.
 const EXPANDED: &str = "postern.list.expanded";
 
-pub(crate) struct Factory(pub(crate) Arc<crate::Env>);
+pub(crate) struct Factory;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -163,7 +163,7 @@ impl SinkFactory for Factory {
 
     fn create(&self, spec: &SinkSpec) -> Result<Instance, SinkError> {
         let file = props::text(&spec.properties, "file")?.unwrap_or("lists.toml".into());
-        let path = self.0.data_dir().join(&*file);
+        let path = crate::data_dir::resolve(&file);
         // Blocking: the lists file is read and the state file written and synced.
         Ok(Instance::Blocking(Arc::new(MailingList {
             path,

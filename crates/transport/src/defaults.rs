@@ -9,7 +9,8 @@ use postern_sink_api::{Change, Context, Outcome, Verdict};
 use postern_sink_host::DefaultSink;
 use tracing::debug;
 
-/// Next hops: `local:DOMAIN`, `smtp:HOST:PORT` (a configured smarthost), `mx:DOMAIN`.
+/// Next hops: `local:DOMAIN`, `smtp:HOST:PORT` (a configured smarthost), `lmtp:HOST:PORT` or
+/// `lmtp:unix:PATH` (an LMTP store), `mx:DOMAIN`.
 pub(crate) const LOCAL: &str = "local:";
 
 /// Default of `categorize`: a recipient in a local domain is resolved through the domain's
@@ -83,7 +84,7 @@ impl DefaultSink for Router<'_> {
         let hop = if self.0.local_domain(&domain).is_some() {
             format!("{LOCAL}{domain}")
         } else if let Some(route) = self.0.route_for(&domain) {
-            format!("smtp:{}:{}", route.host, route.port)
+            route.next_hop()
         } else {
             format!("mx:{domain}")
         };

@@ -13,6 +13,17 @@ use crate::retry::{self, Next};
 
 /// The message property counting delivery attempts.
 pub(crate) const ATTEMPTS: &str = "postern.attempts";
+/// The message property a sink sets, with a deferral, to the time (Unix milliseconds) of the
+/// message's next attempt in place of the retry schedule's (`builtin:hold-queue`'s delivery
+/// window). It applies to that deferral only: it is taken off the message here.
+pub(crate) const NEXT_ATTEMPT: &str = "postern.next_attempt";
+
+fn take_next_attempt(msg: &mut MailMsg) -> Option<u64> {
+    msg.properties
+        .remove(NEXT_ATTEMPT)
+        .and_then(|v| v.as_int())
+        .and_then(|at| u64::try_from(at).ok())
+}
 
 impl Transport {
     /// Tells the queue what became of the message: expires what is too old, sends the DSNs
@@ -52,8 +63,11 @@ impl Transport {
             }
         }
         self.track_recipients(snapshot, msg).await;
+        let asked = take_next_attempt(msg);
         let next_at = match next {
-            Next::RetryAt(at) => at,
+            // A sink that deferred the message may say when to try again (a delivery window's
+            // opening), later than the schedule's time or sooner.
+            Next::RetryAt(at) => asked.filter(|&t| t > now).unwrap_or(at),
             Next::Expired => now,
         };
         let delay_due = retry::delay_warning_due(&self.config.delivery, arrival, now);

@@ -9,6 +9,7 @@
 //! - `finish`: telling the queue, retries and expiry, fates, the `track` event.
 //! - `retry`: the retry schedule, expiry and the delay warning, as pure functions.
 //! - `scheduler`: one ordered index of waiting messages (ids and due times only).
+//! - `control`: an administrator's retry, hold, release, bounce and delete of a live message.
 //! - `bounce`: the DSNs a pass owes (failure, delay, success), queued like any message.
 //! - `track`: the `track` event on every change of state; `tracklog` its default sink's file.
 //!
@@ -24,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod bounce;
+mod control;
 mod defaults;
 mod expand;
 mod finish;
@@ -45,6 +47,7 @@ use postern_sink_host::Host;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info};
 
+pub use control::ControlError;
 pub use pipeline::Pass;
 
 /// How many messages go through the pipeline at once.
@@ -192,6 +195,10 @@ impl Transport {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
+        // Held by an administrator since it was scheduled: it waits for a release.
+        if self.spool.get(id).map(|m| m.state) == Some(QueueState::Held) {
+            return;
+        }
         tokio::spawn(async move {
             let msg = match self.spool.load(id).await {
                 Ok(msg) => msg,

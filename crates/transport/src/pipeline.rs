@@ -274,6 +274,17 @@ impl Transport {
 fn check_fate(ctx: &Context) -> Option<Stop> {
     match ctx.message.fate {
         Fate::Normal => None,
+        // An administrator released it: the binding that held it does not hold it again.
+        Fate::Hold
+            if ctx
+                .message
+                .properties
+                .get(crate::control::RELEASED)
+                .and_then(Value::as_bool)
+                == Some(true) =>
+        {
+            None
+        }
         fate => Some(Stop::Fate(fate)),
     }
 }

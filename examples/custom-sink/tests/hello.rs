@@ -98,6 +98,8 @@ fn rust_hello_answers_its_verb_and_tags_mail() {
             "127.0.0.1:0",
             "--hostname",
             "mx.test",
+            "--admin-listen",
+            "",
             "--data-dir",
         ])
         .arg(&data)

@@ -11,6 +11,7 @@ use postern_sink_api::{Change, Context, Event, OutboundStep, Outcome, Peer, Verd
 use postern_sink_host::{DefaultSink, Host, Snapshot, TransportVerdict};
 use tracing::{debug, warn};
 
+mod lmtp;
 mod open;
 
 use crate::dns::{DnsError, Resolver};
@@ -47,11 +48,16 @@ enum Hop {
     Mx(String),
     /// `smtp:HOST:PORT` (a smarthost; `[IPv6]:PORT` for IPv6 literals).
     Host(String, u16),
+    /// `lmtp:HOST:PORT` or `lmtp:unix:PATH`: an LMTP store.
+    Lmtp(lmtp::Target),
 }
 
 fn parse_hop(hop: &str, default_port: u16) -> Option<Hop> {
     if let Some(domain) = hop.strip_prefix("mx:") {
         return (!domain.is_empty()).then(|| Hop::Mx(domain.to_ascii_lowercase()));
+    }
+    if let Some(rest) = hop.strip_prefix("lmtp:") {
+        return lmtp::parse(rest).map(Hop::Lmtp);
     }
     let rest = hop.strip_prefix("smtp:")?;
     let (host, port) = split_host_port(rest, default_port)?;
@@ -91,6 +97,8 @@ impl DefaultSink for DnsDefault<'_> {
             return Outcome::next();
         }
         match self.hop {
+            // An LMTP hop is delivered without this event (see `lmtp`).
+            Hop::Lmtp(_) => Outcome::next(),
             Hop::Host(host, port) => {
                 Outcome::changes(vec![Change::SetHosts(vec![join_host_port(host, *port)])])
             }
@@ -164,6 +172,11 @@ impl Outbound {
             next_hop: hop.to_owned(),
             ..Peer::default()
         }));
+        if let Hop::Lmtp(target) = &parsed {
+            return self
+                .deliver_lmtp(snapshot, &base, msg, target, recipients)
+                .await;
+        }
         let hosts = {
             let mut ctx = base.clone();
             let mut default = DnsDefault {
@@ -221,7 +234,7 @@ impl Outbound {
                 .routes
                 .iter()
                 .find(|r| r.host.eq_ignore_ascii_case(host) && r.port == *port),
-            Hop::Mx(_) => None,
+            Hop::Mx(_) | Hop::Lmtp(_) => None,
         };
         Policy {
             required: route.is_some_and(|r| r.tls == RouteTls::Required),
@@ -347,6 +360,19 @@ impl Outbound {
     }
 }
 
+/// A refusal at the greeting or the hello: permanent for a 5xx, else temporary.
+fn refusal_of(reply: &postern_sink_api::Reply, name: &str) -> RcptOutcome {
+    let text = format!(
+        "{} (from {name})",
+        crate::smtp::transaction::reply_text(reply)
+    );
+    if reply.code / 100 == 5 {
+        RcptOutcome::Failed(text)
+    } else {
+        RcptOutcome::Deferred(text)
+    }
+}
+
 /// Ends a session through `outbound:session-end`.
 async fn close(snapshot: &Snapshot, base: Context, conn: Connection) {
     let events = Events { snapshot, base };
@@ -390,7 +416,23 @@ mod tests {
                 Some(Hop::Host("2001:db8::1".into(), 2525)),
             ),
             ("bad port", "smtp:relay:x", None),
-            ("unknown kind", "lmtp:x", None),
+            (
+                "lmtp",
+                "lmtp:127.0.0.1:2400",
+                Some(Hop::Lmtp(lmtp::Target::Tcp("127.0.0.1".into(), 2400))),
+            ),
+            (
+                "lmtp default port",
+                "lmtp:store.example",
+                Some(Hop::Lmtp(lmtp::Target::Tcp("store.example".into(), 24))),
+            ),
+            (
+                "lmtp unix",
+                "lmtp:unix:run/lmtp.sock",
+                Some(Hop::Lmtp(lmtp::Target::Unix("run/lmtp.sock".into()))),
+            ),
+            ("lmtp unix without path", "lmtp:unix:", None),
+            ("unknown kind", "uucp:x", None),
             ("empty mx", "mx:", None),
         ];
         for (name, text, want) in cases {

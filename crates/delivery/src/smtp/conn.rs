@@ -113,6 +113,9 @@ pub struct Connection {
     pub timeouts: Timeouts,
     /// Messages sent over this connection (for reuse accounting).
     pub messages: u32,
+    /// Whether the remote speaks LMTP (RFC 2033): LHLO, and one reply per recipient after
+    /// the content. Set by whoever opens the connection, before `hello`.
+    pub lmtp: bool,
 }
 
 impl Connection {
@@ -125,6 +128,7 @@ impl Connection {
             tls: false,
             timeouts,
             messages: 0,
+            lmtp: false,
         }
     }
 
@@ -166,7 +170,8 @@ impl Connection {
     }
 
     /// Sends EHLO (or the line a sink made of it) and records the extensions; falls back to
-    /// HELO when EHLO is refused (RFC 5321 §3.2).
+    /// HELO when EHLO is refused (RFC 5321 §3.2). An LMTP server gets LHLO, which has no
+    /// fallback: LMTP has no HELO (RFC 2033 §4.1).
     pub async fn hello(&mut self, line: &str, helo_name: &str) -> Result<Reply, ClientError> {
         let limit = self.timeouts.command;
         let mut bytes = Vec::with_capacity(line.len() + 2);
@@ -174,15 +179,13 @@ impl Connection {
         bytes.extend_from_slice(b"\r\n");
         self.write(&bytes, limit).await?;
         let (reply, raw) = self.read_raw(limit).await?;
-        if reply.code == 250
-            && line
-                .get(..4)
-                .is_some_and(|v| v.eq_ignore_ascii_case("EHLO"))
-        {
+        let verb = line.get(..4).unwrap_or_default();
+        let lhlo = verb.eq_ignore_ascii_case("LHLO");
+        if reply.code == 250 && (lhlo || verb.eq_ignore_ascii_case("EHLO")) {
             self.extensions = parse_ehlo(&raw);
             return Ok(reply);
         }
-        if (500..=502).contains(&reply.code) || reply.code == 504 {
+        if !lhlo && ((500..=502).contains(&reply.code) || reply.code == 504) {
             self.extensions = Extensions::default();
             return self.command(&format!("HELO {helo_name}"), limit).await;
         }

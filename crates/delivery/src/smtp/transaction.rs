@@ -1,5 +1,5 @@
 //! One message to one next hop over an open connection: MAIL, RCPT for each recipient, DATA or
-//! BDAT, with PIPELINING when offered. Every command is first an `outbound:*` event (a sink may
+//! BDAT, with PIPELINING when offered; over LMTP, DATA's end has one reply per recipient. Every command is first an `outbound:*` event (a sink may
 //! replace it, answer it for the remote, or add a command after it) and every reply a `response`
 //! event (a sink may change the reply Postern acts on).
 
@@ -135,7 +135,8 @@ pub async fn send(
             .collect());
     }
     let ext = conn.extensions.clone();
-    let chunking = ext.chunking();
+    // LMTP's BDAT has its own reply rules (RFC 2033 §4.3); DATA is enough for a store.
+    let chunking = ext.chunking() && !conn.lmtp;
     let content = msg.content.bytes();
     let data_line = if chunking {
         format!("BDAT {} LAST", content.len())
@@ -285,6 +286,19 @@ pub async fn send(
     let stuffed = dot_stuff(content);
     if let Err(e) = conn.write(&stuffed, conn.timeouts.data_block).await {
         return Err((e, done));
+    }
+    if conn.lmtp {
+        // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order, each its own outcome.
+        for i in accepted {
+            let reply = match conn.read(conn.timeouts.data_end).await {
+                Ok(reply) => reply,
+                Err(e) => return Err((e, done)),
+            };
+            let reply = events.response(Some("."), reply, Some(i)).await;
+            done.push((i, RcptOutcome::of(&reply)));
+        }
+        conn.messages += 1;
+        return Ok(done);
     }
     let reply = match conn.read(conn.timeouts.data_end).await {
         Ok(reply) => reply,

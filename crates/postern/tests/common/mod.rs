@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cookbook;
 pub mod peers;
 pub mod tls;
 
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 pub struct Postern {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin API's address (the harness always starts it on a free port).
+    pub admin: SocketAddr,
     pub dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
@@ -45,7 +48,9 @@ impl Postern {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--hostname")
-            .arg("mx.test");
+            .arg("mx.test")
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0");
         if let Some(text) = config {
             let path = dir.join("postern.toml");
             std::fs::write(&path, text).expect("write config");
@@ -62,10 +67,9 @@ impl Postern {
         );
         let mut child = cmd.spawn().expect("start postern");
         let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read listening line");
+        stdout.read_line(&mut line).expect("read listening line");
         // A text line, or with a JSON log a JSON object.
         let json: Option<serde_json::Value> = serde_json::from_str(line.trim()).ok();
         let addr = line
@@ -80,12 +84,44 @@ impl Postern {
             })
             .parse()
             .expect("address");
+        // The admin line follows the SMTP ones, written with them before the first is read.
+        let admin = loop {
+            let mut line = String::new();
+            let n = stdout.read_line(&mut line).expect("read admin line");
+            assert!(n > 0, "no admin listening line");
+            let json: Option<serde_json::Value> = serde_json::from_str(line.trim()).ok();
+            let found = match &json {
+                Some(j) if j["protocol"] == "admin" => j["address"].as_str().map(str::to_owned),
+                Some(_) => None,
+                None => line
+                    .trim()
+                    .strip_prefix("listening admin ")
+                    .map(str::to_owned),
+            };
+            if let Some(address) = found {
+                break address.parse().expect("admin address");
+            }
+        };
         Self {
             child,
             addr,
+            admin,
             dir: dir.to_owned(),
             _temp: None,
         }
+    }
+
+    /// The admin API's base URL, `http://127.0.0.1:PORT`.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// The admin token the server made in its data folder.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("data").join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_owned()
     }
 
     /// The embedded default in an existing folder (bindings registered there beforehand).

@@ -90,6 +90,29 @@ impl Mx {
 
     /// Offering STARTTLS with this certificate and key (PEM files) when given.
     pub fn start_with_tls(host: &str, script: &str, tls: Option<(&Path, &Path)>) -> Mx {
+        let args = tls.map_or_else(Vec::new, |(cert, key)| {
+            vec![
+                "--tls-cert".into(),
+                cert.as_os_str().to_owned(),
+                "--tls-key".into(),
+                key.as_os_str().to_owned(),
+            ]
+        });
+        Self::start_args(host, script, args)
+    }
+
+    /// An LMTP server (RFC 2033) on `host` and a free port, or on the Unix socket `unix`
+    /// (`port` is 0 then).
+    pub fn start_lmtp(host: &str, script: &str, unix: Option<&Path>) -> Mx {
+        let mut args: Vec<std::ffi::OsString> = vec!["--lmtp".into()];
+        if let Some(path) = unix {
+            args.push("--unix".into());
+            args.push(path.as_os_str().to_owned());
+        }
+        Self::start_args(host, script, args)
+    }
+
+    fn start_args(host: &str, script: &str, args: Vec<std::ffi::OsString>) -> Mx {
         let temp = tempfile::tempdir().expect("temp dir");
         let out = temp.path().join("out");
         std::fs::create_dir_all(&out).expect("out dir");
@@ -104,14 +127,7 @@ impl Mx {
             .arg(&out)
             .arg("--script")
             .arg(&script_path)
-            .args(tls.map_or_else(Vec::new, |(cert, key)| {
-                vec![
-                    "--tls-cert".into(),
-                    cert.as_os_str().to_owned(),
-                    "--tls-key".into(),
-                    key.as_os_str().to_owned(),
-                ]
-            }))
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(temp.path().join("mx.log")).expect("log"),

@@ -25,6 +25,8 @@ pub fn start_listeners(dir: &Path, config: &str) -> (Postern, Vec<(String, Socke
         .arg("mx.test")
         .arg("--config")
         .arg(&path)
+        .arg("--admin-listen")
+        .arg("127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .env("RUST_LOG", "info")
@@ -45,10 +47,18 @@ pub fn start_listeners(dir: &Path, config: &str) -> (Postern, Vec<(String, Socke
         bound.push((mode.to_owned(), address.parse().expect("address")));
     }
     let addr = bound[0].1;
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read admin line");
+    let admin = line
+        .trim()
+        .strip_prefix("listening admin ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no admin listening line: {line:?}"));
     (
         Postern {
             child,
             addr,
+            admin,
             dir: dir.to_owned(),
             _temp: None,
         },

@@ -9,6 +9,13 @@ command it sees to OUT/commands.log. Its behaviour comes from a JSON file given 
    "data": "554 5.7.1 content refused"}                    # every DATA gets this
 
 With --tls-cert and --tls-key it offers STARTTLS; an EHLO over TLS is logged as `EHLO NAME tls`.
+
+With --lmtp it is an LMTP server (RFC 2033, aiosmtpd's LMTP class: LHLO, and one reply per
+recipient after DATA), on --unix PATH instead of TCP when given (`ready 0` then). The script's
+"lmtp_data" gives some recipients their own reply after DATA; the others get 250 and the
+message is stored with only them as its recipients:
+
+  {"lmtp_data": {"refused@store.test": "550 5.2.1 mailbox disabled"}}
 """
 
 import argparse
@@ -18,6 +25,7 @@ import os
 import ssl
 import sys
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 
@@ -33,7 +41,8 @@ class Handler:
             f.write(line + "\n")
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.log("EHLO " + hostname + (" tls" if session.ssl else ""))
+        verb = "LHLO " if isinstance(server, LMTP) else "EHLO "
+        self.log(verb + hostname + (" tls" if session.ssl else ""))
         session.host_name = hostname
         return responses
 
@@ -68,13 +77,27 @@ class Handler:
             return self.script["data_fail_first"]
         if self.script.get("data"):
             return self.script["data"]
+        if isinstance(server, LMTP):
+            return self.lmtp_data(envelope)
+        return self.store(session, envelope, envelope.rcpt_tos)
+
+    def lmtp_data(self, envelope):
+        """One reply per recipient, in RCPT order (RFC 2033 section 4.2)."""
+        refused = self.script.get("lmtp_data", {})
+        replies = [refused.get(r.lower()) for r in envelope.rcpt_tos]
+        taken = [r for r, reply in zip(envelope.rcpt_tos, replies) if reply is None]
+        stored = self.store(None, envelope, taken) if taken else None
+        self.log("LMTP " + " | ".join(reply or stored for reply in replies))
+        return "\r\n".join(reply or stored for reply in replies)
+
+    def store(self, session, envelope, recipients):
         self.count += 1
         base = os.path.join(self.out, str(self.count))
         with open(base + ".tmp", "wb") as f:
             f.write(envelope.original_content or envelope.content)
         with open(base + ".json.tmp", "w") as f:
-            json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                       "helo": session.host_name}, f)
+            json.dump({"from": envelope.mail_from, "to": recipients,
+                       "helo": session.host_name if session else None}, f)
         os.rename(base + ".json.tmp", base + ".json")
         os.rename(base + ".tmp", base + ".eml")
         return "250 2.0.0 accepted as {}".format(self.count)
@@ -87,6 +110,8 @@ async def main():
     parser.add_argument("--script")
     parser.add_argument("--tls-cert", help="offer STARTTLS with this certificate (PEM)")
     parser.add_argument("--tls-key")
+    parser.add_argument("--lmtp", action="store_true", help="speak LMTP instead of SMTP")
+    parser.add_argument("--unix", help="listen on this Unix socket instead of TCP")
     args = parser.parse_args()
     script = {}
     if args.script:
@@ -98,12 +123,18 @@ async def main():
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname="peer.test", decode_data=False,
-                     enable_SMTPUTF8=True, data_size_limit=script.get("size", 33554432),
-                     tls_context=tls),
-        host=args.host, port=0)
-    port = server.sockets[0].getsockname()[1]
+    protocol = LMTP if args.lmtp else SMTP
+
+    def factory():
+        return protocol(handler, hostname="peer.test", decode_data=False,
+                        enable_SMTPUTF8=True, data_size_limit=script.get("size", 33554432),
+                        tls_context=tls)
+    if args.unix:
+        server = await loop.create_unix_server(factory, path=args.unix)
+        port = 0
+    else:
+        server = await loop.create_server(factory, host=args.host, port=0)
+        port = server.sockets[0].getsockname()[1]
     print("ready {}".format(port), flush=True)
     async with server:
         await server.serve_forever()
