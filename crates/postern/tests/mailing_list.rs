@@ -1,10 +1,12 @@
 //! `builtin:mailing-list` against the running server: a list expanded to Maildirs with its
-//! headers and bounce address, a non-member refused with a DSN, a moderated post held, and a
+//! headers and bounce address, a non-member refused with a DSN, a moderated post held and released
+//! with `postern queue release`, bounces counted, lists naming each other, and a
 //! broken edit of the lists file that leaves the last good lists in force.
 
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use common::peers::wait_track;
 use common::{Postern, bind};
@@ -104,7 +106,7 @@ fn a_non_member_is_refused_with_a_dsn() {
 }
 
 #[test]
-fn a_post_to_a_moderated_list_is_held() {
+fn a_post_to_a_moderated_list_is_held_and_released_by_the_moderator() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
     let mut c = server.client();
@@ -114,10 +116,33 @@ fn a_post_to_a_moderated_list_is_held() {
         "Subject: news\r\n\r\nbody\r\n",
     );
     assert_eq!(reply.code, 250, "{reply:?}");
+    let id = reply
+        .text()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     wait_track(&dir.path().join("data"), "held", |log| {
         log.iter().any(|r| r["state"] == "held")
     });
     assert!(!server.new_mail("example.org", "alice").exists());
+    // Releasing the post is the moderator's approval: it is expanded, not held again.
+    let out = Command::new(env!("CARGO_BIN_EXE_postern"))
+        .args(["queue", "release", &id, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = server.wait_for_mail("example.org", "alice", 1);
+    assert!(
+        mail[0].contains("List-Id: <announce.example.org>"),
+        "{}",
+        mail[0]
+    );
 }
 
 #[test]
