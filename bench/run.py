@@ -9,8 +9,9 @@ the servers taking turns in a rotating order with the disk flushed and settled b
 measurement, and the median is reported, with the CPU time per message of each server read
 from /proc.
 
-`--relay`, `--tls`, `--deferred N` and `--admin` run the scenarios of bench/relay.py,
-bench/tls.py, bench/deferred.py and bench/admin.py instead;
+`--relay`, `--tls`, `--deferred N`, `--admin`, `--lists` and `--clamav` run the scenarios of
+bench/relay.py, bench/tls.py, bench/deferred.py, bench/admin.py, bench/lists.py and
+bench/clamav.py instead;
 bench/servers.py has what they share.
 """
 
@@ -25,6 +26,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import admin  # noqa: E402
 import clamav  # noqa: E402
 import deferred  # noqa: E402
+import lists  # noqa: E402
 import relay  # noqa: E402
 import servers  # noqa: E402
 import sinks  # noqa: E402
@@ -70,12 +72,17 @@ def main():
                     help="instead: throughput with the admin listener off, then on with /metrics "
                          "scraped every second (bench/admin.py); written to BENCHMARKS.md "
                          "unless --quick")
+    ap.add_argument("--lists", action="store_true",
+                    help="instead: a message to a 1,000-address list, both servers relaying to "
+                         "smtp-sink (bench/lists.py)")
+    ap.add_argument("--list-members", type=int, default=lists.MEMBERS, help=argparse.SUPPRESS)
+    ap.add_argument("--list-messages", type=int, default=lists.MESSAGES, help=argparse.SUPPRESS)
     sinks_options(ap)
     args = ap.parse_args()
-    if args.sinks:
-        return run_sinks(args)
     if args.postern:
         servers.POSTERN = os.path.abspath(args.postern)
+    if args.sinks:
+        return run_sinks(args)
     if args.clamav:
         return run_clamav(args)
     runs = 1 if args.quick else args.runs
@@ -89,7 +96,9 @@ def main():
         tls.run(runs, scale, args.only)
     if args.admin:
         admin.run(runs, scale, write=not args.quick)
-    if not (args.relay or args.deferred or args.tls or args.admin):
+    if args.lists:
+        lists.run(runs, scale, args.only, args.list_members, args.list_messages)
+    if not (args.relay or args.deferred or args.tls or args.admin or args.lists):
         accept_and_discard(args, runs, scale)
 
 

@@ -28,6 +28,11 @@
 //! [[domain]]                     # local domains, delivered to local mailboxes
 //! name = "localhost"             # required; stored lower-case; duplicates are errors
 //! users = "*"                    # required: "*" (any local part) or ["alice", "bob"]
+//! aliases = "aliases"            # Postfix aliases(5) format; relative to data_dir; default none
+//!
+//! [categorizer]
+//! max_depth = 20                 # aliases nested deeper fail with 5.4.6
+//! recipient_delimiter = "+"      # bob+tag@ is delivered to bob@; "" turns it off
 //!
 //! [relay]
 //! networks = ["192.168.0.0/16", "::1/128"]  # may relay to non-local domains; default none
@@ -91,6 +96,8 @@
 //! validation reports every problem it finds, gathered in [`ConfigErrors`].
 //!
 //! # Layout
+//! - `aliases`: a domain's aliases file (Postfix's format), re-read when it changes.
+//! - `categorize`: `[categorizer]` and each domain's `aliases` key.
 //! - `model`: the validated [`Config`] and its parts, the lookups the server makes
 //!   ([`Config::local_domain`], [`Config::is_relay_client`], [`Config::route_for`]) and
 //!   command-line [`Overrides`].
@@ -118,6 +125,8 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod aliases;
+mod categorize;
 mod error;
 mod inbound;
 mod locate;
@@ -134,11 +143,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 pub use admin::{Admin, DEFAULT_ADMIN_PORT, admin_address};
+pub use aliases::{AliasError, AliasFile, Aliases};
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use inbound::{ListenerMode, Tls, TlsFiles};
 pub use model::{
-    Config, Delivery, DiskReserve, Dns, DomainPattern, HopProtocol, Limits, Listener, LocalDomain,
-    Log, LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
+    Categorizer, Config, Delivery, DiskReserve, Dns, DomainPattern, HopProtocol, Limits, Listener,
+    LocalDomain, Log, LogFormat, Overrides, Queue, Route, RouteTls, Source, Users,
 };
 pub use security::Auth;
 
@@ -197,6 +207,8 @@ fn built_in_default() -> Config {
         domains: vec![LocalDomain {
             name: "localhost".to_owned(),
             users: Users::Any,
+            aliases: None,
+            recipient_delimiter: "+".to_owned(),
         }],
         relay_networks: Vec::new(),
         routes: Vec::new(),
@@ -207,6 +219,7 @@ fn built_in_default() -> Config {
         queue: Queue::default(),
         tls: Tls::default(),
         auth: Auth::default(),
+        categorizer: Categorizer::default(),
         admin: Admin::default(),
         source: Source::Embedded,
     }

@@ -41,6 +41,8 @@ pub struct Config {
     pub tls: crate::Tls,
     /// SMTP AUTH (`[auth]`).
     pub auth: crate::Auth,
+    /// The default categorizer (`[categorizer]`).
+    pub categorizer: Categorizer,
     /// `[admin]`: the admin API's listener.
     pub admin: crate::Admin,
     /// Where this configuration came from.
@@ -63,6 +65,12 @@ pub struct LocalDomain {
     pub name: String,
     /// Which local parts the domain accepts.
     pub users: Users,
+    /// The aliases file (`aliases`), shared with every copy of the configuration so that its
+    /// last good table is read once per change.
+    pub aliases: Option<std::sync::Arc<crate::AliasFile>>,
+    /// A copy of `[categorizer] recipient_delimiter`, so that `accepts` knows `bob+tag`; empty
+    /// when sub-addressing is off.
+    pub recipient_delimiter: String,
 }
 
 impl LocalDomain {
@@ -72,7 +80,29 @@ impl LocalDomain {
         if local_part.eq_ignore_ascii_case("postmaster") {
             return true;
         }
-        match &self.users {
+        self.is_name(local_part)
+            || self
+                .base_of(local_part)
+                .is_some_and(|base| self.is_name(base))
+    }
+
+    /// `local_part` without its sub-address (`bob` for `bob+tag`), when it has one.
+    pub fn base_of<'a>(&self, local_part: &'a str) -> Option<&'a str> {
+        if self.recipient_delimiter.is_empty() {
+            return None;
+        }
+        local_part
+            .split_once(self.recipient_delimiter.as_str())
+            .map(|(base, _)| base)
+            .filter(|base| !base.is_empty())
+    }
+
+    /// A user of the domain or one of its aliases.
+    fn is_name(&self, local_part: &str) -> bool {
+        if local_part.eq_ignore_ascii_case("postmaster") {
+            return true;
+        }
+        let user = match &self.users {
             Users::Any => true,
             Users::List(users) => {
                 if local_part.chars().any(char::is_uppercase) {
@@ -81,6 +111,29 @@ impl LocalDomain {
                     users.contains(local_part)
                 }
             }
+        };
+        user || self
+            .aliases
+            .as_ref()
+            .is_some_and(|file| file.table().get(local_part).is_some())
+    }
+}
+
+/// `[categorizer]`: the default sink of `categorize`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Categorizer {
+    /// How many aliases deep an expansion may go before it fails (`max_depth`).
+    pub max_depth: usize,
+    /// Separates a local part from its sub-address (`recipient_delimiter`, Postfix's name);
+    /// empty turns sub-addressing off.
+    pub recipient_delimiter: String,
+}
+
+impl Default for Categorizer {
+    fn default() -> Categorizer {
+        Categorizer {
+            max_depth: 20,
+            recipient_delimiter: "+".to_owned(),
         }
     }
 }
@@ -457,6 +510,14 @@ impl Config {
         if let Some(data_dir) = &overrides.data_dir {
             if let Ok(inside) = self.bindings_file.strip_prefix(&self.data_dir) {
                 self.bindings_file = data_dir.join(inside);
+            }
+            for domain in &mut self.domains {
+                if let Some(file) = &domain.aliases {
+                    let configured = file.configured.clone();
+                    domain.aliases = Some(std::sync::Arc::new(crate::AliasFile::new(
+                        data_dir, configured,
+                    )));
+                }
             }
             self.data_dir = data_dir.clone();
         }

@@ -30,6 +30,15 @@ pub(crate) struct RawConfig {
     pub(crate) tls: RawTls,
     pub(crate) auth: RawAuth,
     pub(crate) admin: crate::admin::RawAdmin,
+    pub(crate) categorizer: RawCategorizer,
+}
+
+/// `[categorizer]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(crate) struct RawCategorizer {
+    pub(crate) max_depth: Option<Spanned<i64>>,
+    pub(crate) recipient_delimiter: Option<Spanned<String>>,
 }
 
 /// `[tls]`.
@@ -74,6 +83,8 @@ pub(crate) struct RawListener {
 pub(crate) struct RawDomain {
     pub(crate) name: Spanned<String>,
     pub(crate) users: Spanned<RawUsers>,
+    #[serde(default)]
+    pub(crate) aliases: Option<Spanned<String>>,
 }
 
 /// A domain's `users`: `"*"` or a list of local parts.

@@ -47,7 +47,9 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
         None => PathBuf::from(DEFAULT_DATA_DIR),
     };
     let listeners = listeners(raw.listener, problems);
-    let domains = domains(raw.domain, problems);
+    let categorizer = crate::categorize::categorizer(raw.categorizer, problems);
+    let mut domains = domains(raw.domain, problems);
+    crate::categorize::attach(&mut domains, &data_dir, &categorizer);
     let relay_networks = raw
         .relay
         .networks
@@ -84,6 +86,7 @@ pub(crate) fn validate(raw: RawConfig, source: Source, problems: &mut Problems<'
         queue,
         tls,
         auth,
+        categorizer,
         admin,
         source,
     }
@@ -167,7 +170,16 @@ fn domains(raw: Vec<RawDomain>, problems: &mut Problems<'_>) -> Vec<LocalDomain>
             );
             continue;
         }
-        domains.push((LocalDomain { name, users }, span.start));
+        let aliases = crate::categorize::aliases_path(domain.aliases, i, problems);
+        domains.push((
+            LocalDomain {
+                name,
+                users,
+                aliases,
+                recipient_delimiter: String::new(),
+            },
+            span.start,
+        ));
     }
     domains.into_iter().map(|(domain, _)| domain).collect()
 }

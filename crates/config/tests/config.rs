@@ -145,10 +145,14 @@ fn full_example_parses_to_the_expected_values() {
             LocalDomain {
                 name: "example.com".to_owned(),
                 users: users(&["alice", "bob"]),
+                aliases: None,
+                recipient_delimiter: "+".to_owned(),
             },
             LocalDomain {
                 name: "localhost".to_owned(),
                 users: Users::Any,
+                aliases: None,
+                recipient_delimiter: "+".to_owned(),
             },
         ],
         relay_networks: ["192.168.0.0/16", "::1/128", "10.1.2.3/32"]
@@ -233,6 +237,7 @@ fn full_example_parses_to_the_expected_values() {
             failure_delay: Duration::from_millis(200),
             lockout: Duration::from_secs(600),
         },
+        categorizer: postern_config::Categorizer::default(),
         admin: postern_config::Admin::default(),
         source: Source::File(PathBuf::from("postern.toml")),
     };
@@ -264,6 +269,8 @@ fn embedded_default_parses() {
         [LocalDomain {
             name: "localhost".to_owned(),
             users: Users::Any,
+            aliases: None,
+            recipient_delimiter: "+".to_owned(),
         }]
     );
     assert!(config.relay_networks.is_empty());

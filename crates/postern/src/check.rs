@@ -22,6 +22,10 @@ pub(crate) fn run(args: CheckArgs) -> Result<ExitCode> {
         eprintln!("{error}");
         return Ok(ExitCode::from(2));
     }
+    if let Some(errors) = alias_problems(&config) {
+        eprintln!("{errors}");
+        return Ok(ExitCode::from(2));
+    }
     let registry = postern_sink_host::registry::load(&config.bindings_file)
         .map_err(|e| e.to_string())
         .and_then(|bindings| {
@@ -81,4 +85,17 @@ fn certificate_problem(config: &Config) -> Option<ConfigError> {
         field: Some(field.to_owned()),
         message: format!("{error}; the listeners ({needing}) need this certificate"),
     })
+}
+
+/// Every problem of every domain's aliases file, one line each (file, line, what is wrong).
+fn alias_problems(config: &Config) -> Option<String> {
+    let lines: Vec<String> = config
+        .domains
+        .iter()
+        .filter_map(|domain| domain.aliases.as_ref())
+        .filter_map(|file| file.check().err())
+        .flatten()
+        .map(|e| e.to_string())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }

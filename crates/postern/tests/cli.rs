@@ -279,6 +279,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
         "builtin:dmarc",
         "builtin:dkim-sign",
         "builtin:arc-seal",
+        "builtin:mailing-list",
         "builtin:route-table",
         "builtin:hold-queue",
         "builtin:clamav",
@@ -296,7 +297,7 @@ fn binding_sinks_lists_every_built_in_sink_with_its_properties() {
     assert!(list.contains("code, enhanced, text, disconnect"), "{list}");
     assert_eq!(
         list.lines().count(),
-        23,
+        24,
         "a header and one line each:\n{list}"
     );
 }

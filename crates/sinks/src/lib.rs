@@ -4,6 +4,8 @@
 //! - `reply`: answer a protocol event (access lists, new SMTP commands).
 //! - `ehlo_keyword`: advertise a keyword in the EHLO reply.
 //! - `add_header`: add a header field, with `${…}` variables.
+//! - `list_bounces`: bounces to a list counted per member in a state file.
+//! - `mailing_list`: mailing lists from a TOML file, expanded at `categorize`.
 //! - `set_fate`: abort, badmail, quarantine or hold a message.
 //! - `log`: log the event and its context.
 //! - `delay`: wait before answering (tarpitting), on the async runtime or a blocking thread.
@@ -52,8 +54,10 @@ mod fault;
 mod hold_queue;
 mod forward;
 mod hosts;
+mod list_bounces;
 mod log;
 mod mailauth;
+mod mailing_list;
 mod props;
 mod reply;
 mod route_table;
@@ -116,6 +120,7 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(arc_verify::Factory(env.clone())),
         Arc::new(dmarc::Factory(env.clone())),
         Arc::new(dkim_sign::Factory),
+        Arc::new(mailing_list::Factory),
         Arc::new(arc_seal::Factory(env)),
         Arc::new(clamav::Factory),
         Arc::new(xclient::Factory),

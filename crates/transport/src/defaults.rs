@@ -13,7 +13,8 @@ use tracing::debug;
 /// `lmtp:unix:PATH` (an LMTP store), `mx:DOMAIN`.
 pub(crate) const LOCAL: &str = "local:";
 
-/// Default of `categorize`: a recipient in a local domain must be a known user.
+/// Default of `categorize`: a recipient in a local domain is resolved through the domain's
+/// aliases and sub-addressing to the addresses it stands for; an unknown one fails.
 pub(crate) struct Categorizer<'a>(pub(crate) &'a Config);
 
 impl DefaultSink for Categorizer<'_> {
@@ -21,14 +22,47 @@ impl DefaultSink for Categorizer<'_> {
         let Some(rcpt) = ctx.current_recipient() else {
             return Outcome::next();
         };
-        match self.0.local_domain(rcpt.domain()) {
-            Some(domain) if !domain.accepts(rcpt.local_part()) => {
-                Outcome::changes(vec![Change::FailRecipient(format!(
-                    "550 5.1.1 <{}>: user unknown",
-                    rcpt.address
-                ))])
-            }
-            _ => Outcome::next(),
+        if self.0.local_domain(rcpt.domain()).is_none() {
+            return Outcome::next();
+        }
+        let address = rcpt.address.clone();
+        let expansion = crate::expand::expand(self.0, &address);
+        // Targets another recipient of the message already has are dropped (duplicates).
+        let others = |target: &String| {
+            ctx.message.recipients.iter().any(|r| {
+                !r.address.eq_ignore_ascii_case(&address) && r.address.eq_ignore_ascii_case(target)
+            })
+        };
+        let mut targets: Vec<String> = expansion
+            .targets
+            .into_iter()
+            .filter(|t| !others(t))
+            .collect();
+        let mut changes = Vec::new();
+        if !expansion.loops.is_empty() || (targets.is_empty() && !expansion.unknown.is_empty()) {
+            // The recipient itself fails (one DSN); what its expansion reached is still delivered.
+            changes.extend(targets.into_iter().map(Change::AddRecipient));
+            let reason = if expansion.loops.is_empty() {
+                crate::expand::unknown_reply(&address)
+            } else {
+                crate::expand::loop_reply(&address, &expansion.loops)
+            };
+            changes.push(Change::FailRecipient(reason));
+            return Outcome::changes(changes);
+        }
+        if targets.is_empty() {
+            return Outcome::changes(vec![Change::RemoveRecipient(address)]);
+        }
+        let first = targets.remove(0);
+        // A difference in case only (`Alice@Example.ORG`) keeps the address as the client wrote it.
+        if !first.eq_ignore_ascii_case(&address) {
+            changes.push(Change::SetRecipientAddress(first));
+        }
+        changes.extend(targets.into_iter().map(Change::AddRecipient));
+        if changes.is_empty() {
+            Outcome::next()
+        } else {
+            Outcome::changes(changes)
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - `pipeline`: one pass — submission, pre-categorize, categorize (per recipient),
 //!   post-categorize, route (per recipient), store (per local recipient), remote delivery.
 //! - `defaults`: the default sinks of those events (categorizer, router, Maildir store).
+//! - `expand`: alias expansion and sub-addressing for the default categorizer.
 //! - `remote`: remote recipients grouped by next hop, handed to the outbound SMTP client.
 //! - `pickup`: the pickup folder, `DATA/pickup/`: files dropped there submitted like SMTP mail.
 //! - `finish`: telling the queue, retries and expiry, fates, the `track` event.
@@ -27,6 +28,7 @@
 mod bounce;
 mod control;
 mod defaults;
+mod expand;
 mod finish;
 mod pickup;
 mod pipeline;

@@ -212,16 +212,17 @@ impl Transport {
                 continue;
             }
             ctx.recipient = Some(i);
-            let count = ctx.message.recipients.len();
-            let address = ctx.message.recipients[i].address.clone();
+            let original = ctx.message.recipients[i].original.clone();
             let d = snapshot.dispatch(ctx, default).await;
             changed |= d.sink_changes;
-            let removed = ctx.message.recipients.len() < count
-                && ctx
-                    .message
-                    .recipients
-                    .get(i)
-                    .is_none_or(|r| r.address != address);
+            // A rewritten recipient keeps its original address; when another one stands at
+            // `i` now, this one was removed (a sink may also have added more than it removed,
+            // as a list expansion does).
+            let removed = ctx
+                .message
+                .recipients
+                .get(i)
+                .is_none_or(|r| r.original != original);
             if removed {
                 // A sink removed this recipient (a list it expanded, say): the next one now
                 // stands at `i`.

@@ -1,0 +1,233 @@
+//! `builtin:mailing-list` against the running server: a list expanded to Maildirs with its
+//! headers and bounce address, a non-member refused with a DSN, a moderated post held and released
+//! with `postern queue release`, bounces counted, lists naming each other, and a
+//! broken edit of the lists file that leaves the last good lists in force.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::peers::wait_track;
+use common::{Postern, bind};
+
+const LISTS: &str = r#"
+[[list]]
+address = "team@example.org"
+members = ["alice@example.org", "bob@example.org", "carol@example.org"]
+owners = ["owner@example.org"]
+posting = "members"
+unsubscribe_url = "https://lists.example.org/unsubscribe/team"
+bounce_threshold = 2
+
+[[list]]
+address = "announce@example.org"
+members = ["alice@example.org"]
+owners = ["owner@example.org"]
+posting = "anyone"
+moderated = true
+
+[[list]]
+address = "ring1@example.org"
+members = ["ring2@example.org", "alice@example.org"]
+posting = "anyone"
+
+[[list]]
+address = "ring2@example.org"
+members = ["ring1@example.org", "bob@example.org"]
+posting = "anyone"
+"#;
+
+const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[domain]]\n\
+     name = \"example.org\"\nusers = [\"alice\", \"bob\", \"carol\", \"owner\", \"team\", \
+     \"announce\", \"stranger\", \"team-bounces\", \"ring1\", \"ring2\"]\n";
+
+fn start(dir: &Path) -> Postern {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("lists.toml"), LISTS).unwrap();
+    bind(
+        dir,
+        &[
+            "--event",
+            "categorize",
+            "--sink",
+            "builtin:mailing-list",
+            "--prop",
+            "file=lists.toml",
+        ],
+    );
+    Postern::start_in(dir, Some(CONFIG))
+}
+
+#[test]
+fn a_post_reaches_every_member_with_the_list_headers_and_bounce_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "bob@example.org",
+        &["team@example.org"],
+        "Subject: hello list\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    for user in ["alice", "bob", "carol"] {
+        let mail = server.wait_for_mail("example.org", user, 1);
+        let text = &mail[0];
+        for want in [
+            "Return-Path: <team-bounces@example.org>",
+            "List-Id: <team.example.org>",
+            "List-Post: <mailto:team@example.org>",
+            "List-Unsubscribe: <https://lists.example.org/unsubscribe/team>, \
+             <mailto:team-unsubscribe@example.org>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        ] {
+            assert!(text.contains(want), "{user} lacks {want:?}:\n{text}");
+        }
+    }
+    assert!(!server.new_mail("example.org", "team").exists());
+}
+
+#[test]
+fn a_non_member_is_refused_with_a_dsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["team@example.org"],
+        "Subject: let me in\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let dsn = server.wait_for_mail("example.org", "stranger", 1);
+    assert!(dsn[0].contains("5.7.1"), "{}", dsn[0]);
+    assert!(dsn[0].contains("only its members may post"), "{}", dsn[0]);
+    assert!(!server.new_mail("example.org", "alice").exists());
+}
+
+#[test]
+fn a_post_to_a_moderated_list_is_held_and_released_by_the_moderator() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["announce@example.org"],
+        "Subject: news\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let id = reply
+        .text()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    wait_track(&dir.path().join("data"), "held", |log| {
+        log.iter().any(|r| r["state"] == "held")
+    });
+    assert!(!server.new_mail("example.org", "alice").exists());
+    // Releasing the post is the moderator's approval: it is expanded, not held again.
+    let out = Command::new(env!("CARGO_BIN_EXE_postern"))
+        .args(["queue", "release", &id, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = server.wait_for_mail("example.org", "alice", 1);
+    assert!(
+        mail[0].contains("List-Id: <announce.example.org>"),
+        "{}",
+        mail[0]
+    );
+}
+
+#[test]
+fn a_broken_lists_file_is_refused_and_the_last_good_lists_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    assert_eq!(
+        c.send_message(
+            "bob@example.org",
+            &["team@example.org"],
+            "Subject: 1\r\n\r\nx\r\n"
+        )
+        .code,
+        250
+    );
+    server.wait_for_mail("example.org", "carol", 1);
+    std::fs::write(
+        dir.path().join("data/lists.toml"),
+        format!("{LISTS}\n[[list]]\naddress = \"x@example.org\"\nposting = \"everyone\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.send_message(
+            "bob@example.org",
+            &["team@example.org"],
+            "Subject: 2\r\n\r\nx\r\n"
+        )
+        .code,
+        250
+    );
+    server.wait_for_mail("example.org", "carol", 2);
+    let log = server.wait_for_log("lists file refused");
+    assert!(log.contains("lists.toml:29:"), "{log}");
+}
+
+/// A DSN (RFC 3464) reporting that delivery to `member` failed, as a remote server sends it.
+fn dsn(member: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.remote.test\r\nTo: team-bounces@example.org\r\n\
+         Subject: Undelivered Mail\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; \
+         report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\nNot delivered.\r\n--b\r\n\
+         Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.remote.test\r\n\r\n\
+         Final-Recipient: rfc822; {member}\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n"
+    )
+}
+
+#[test]
+fn bounces_are_counted_per_member_and_a_member_past_the_threshold_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    for _ in 0..2 {
+        let reply = c.send_message("", &["team-bounces@example.org"], &dsn("carol@example.org"));
+        assert_eq!(reply.code, 250, "{reply:?}");
+    }
+    server.wait_for_log("member removed for bouncing");
+    let state = std::fs::read_to_string(dir.path().join("data/lists.state.toml")).unwrap();
+    assert!(state.contains("\"carol@example.org\" = 2"), "{state}");
+    assert!(!server.new_mail("example.org", "team-bounces").exists());
+    let reply = c.send_message(
+        "bob@example.org",
+        &["team@example.org"],
+        "Subject: after\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    server.wait_for_mail("example.org", "alice", 1);
+    server.wait_for_mail("example.org", "bob", 1);
+    assert!(!server.new_mail("example.org", "carol").exists());
+}
+
+#[test]
+fn two_lists_naming_each_other_expand_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["ring1@example.org"],
+        "Subject: ring\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    server.wait_for_mail("example.org", "alice", 1);
+    server.wait_for_mail("example.org", "bob", 1);
+    assert!(!server.new_mail("example.org", "ring1").exists());
+    assert!(!server.new_mail("example.org", "ring2").exists());
+}
