@@ -45,17 +45,29 @@ pub(crate) fn announce(out: &mut impl Write, format: LogFormat, address: SocketA
     Ok(())
 }
 
+/// The parts of the running server the API reads and acts on.
+pub(crate) struct Parts<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) smtp: &'a [(TcpListener, ListenerMode)],
+    pub(crate) server: &'a Arc<Server>,
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
 /// The API served until shutdown.
 pub(crate) fn serve(
     listener: TcpListener,
     token: String,
-    config: &Config,
-    smtp: &[(TcpListener, ListenerMode)],
-    server: &Arc<Server>,
-    transport: Arc<Transport>,
-    metrics: Arc<Metrics>,
+    parts: Parts<'_>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()> + Send + 'static> {
+    let Parts {
+        config,
+        smtp,
+        server,
+        transport,
+        metrics,
+    } = parts;
     let mut state = AdminState::new(
         config.hostname.clone(),
         token,

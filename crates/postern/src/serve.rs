@@ -187,11 +187,13 @@ async fn serve(config: Arc<postern_config::Config>) -> Result<()> {
         Some((listener, token)) => Some(tokio::spawn(crate::admin::serve(
             listener,
             token,
-            &config,
-            &listeners,
-            &server,
-            transport.clone(),
-            metrics.clone(),
+            crate::admin::Parts {
+                config: &config,
+                smtp: &listeners,
+                server: &server,
+                transport: transport.clone(),
+                metrics: metrics.clone(),
+            },
             stop.subscribe(),
         )?)),
         None => None,
