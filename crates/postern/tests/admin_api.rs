@@ -224,9 +224,15 @@ fn bad_input_gets_a_json_error() {
     std::io::Read::read_to_string(&mut raw, &mut answer).expect("read");
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("\"error\""), "{answer}");
-    // Nothing this build does not serve: 404, not a crash.
+    // `/metrics` needs no token; a path nothing serves is a 404, not a crash, and so is the
+    // trace of an id nobody ever queued.
     let (status, _) = send(http().get(format!("{}/metrics", api.url)));
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(http().get(format!("{}/no-such-file.txt", api.url)));
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = api.get("/v1/queue/0000000000000000/trace");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_error(&body, None);
     let (status, body) = api.post("/v1/reload", "");
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["reloaded"], true);
@@ -429,4 +435,110 @@ fn bindings_are_added_changed_and_removed_live_with_the_cli_validation() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = api.delete("/v1/bindings/hold-all");
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// `promtool check metrics` (Debian package `prometheus`) on an exposition; its complaints.
+fn promtool(text: &str) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/test installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    child.wait_with_output().expect("promtool ran")
+}
+
+#[test]
+fn metrics_and_a_trace_are_served_for_a_delivered_message() {
+    let dir = workdir();
+    bind(
+        dir.path(),
+        &[
+            "--event",
+            "end-of-data",
+            "--sink",
+            "builtin:add-header",
+            "--prop",
+            "name=X-Tagged",
+            "--prop",
+            "value=yes",
+            "--name",
+            "tagger",
+        ],
+    );
+    let server = Postern::start_in(dir.path(), None);
+    let api = Api::of(&server);
+    let id = send_mail(&server, "alice@example.org", "bob@localhost", "scraped");
+    let mail = server.wait_for_mail("localhost", "bob", 1);
+    assert!(mail[0].contains("X-Tagged: yes"), "{}", mail[0]);
+    api.wait_for_queue("", 0);
+
+    // Scraped as a plain HTTP client would, without a token: the Prometheus text format.
+    let response = http()
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .expect("scrape");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().expect("exposition");
+    for line in [
+        "postern_messages_received_total 1",
+        "postern_messages_delivered_total 1",
+        "postern_binding_calls_total{binding=\"tagger\",event=\"end-of-data\",outcome=\"ok\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    assert!(
+        text.contains("postern_smtp_commands_total{verb=\"MAIL\"}"),
+        "{text}"
+    );
+    let checked = promtool(&text);
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Prometheus asks for OpenMetrics and gets it.
+    let response = http()
+        .get(format!("{}/metrics", api.url))
+        .header("accept", "application/openmetrics-text;version=1.0.0")
+        .send()
+        .expect("scrape");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    assert!(response.text().expect("body").ends_with("# EOF\n"));
+
+    // The message has left the queue; its trace is still served, with the binding that fired.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let trace = loop {
+        let (status, body) = api.get(&format!("/v1/queue/{id}/trace"));
+        if status == StatusCode::OK && body["final_state"] == "delivered" {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{status}: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let entries = trace["entries"].as_array().expect("entries");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["kind"] == "binding" && e["binding"] == "tagger" && e["outcome"] == "ok"),
+        "{trace}"
+    );
+    assert!(entries.iter().any(|e| e["kind"] == "delivery"), "{trace}");
 }
