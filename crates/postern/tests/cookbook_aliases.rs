@@ -4,47 +4,15 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Postern;
+use common::cookbook::{self, block, recipe};
 use common::peers::Mx;
 
-const HEADING: &str = "## Aliases and sub-addressing";
-
-/// The fenced blocks of the recipe, as (info string, text).
-fn recipe() -> Vec<(String, String)> {
-    let text = include_str!("../../../docs/cookbook.md");
-    let start = text.find(HEADING).expect("the recipe's heading");
-    let section = &text[start + HEADING.len()..];
-    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
-    let mut blocks = Vec::new();
-    let mut open: Option<(String, String)> = None;
-    for line in section.lines() {
-        match (line.strip_prefix("```"), open.take()) {
-            (Some(info), None) => open = Some((info.trim().to_owned(), String::new())),
-            (Some(_), Some(block)) => blocks.push(block),
-            (None, Some((info, mut body))) => {
-                body.push_str(line);
-                body.push('\n');
-                open = Some((info, body));
-            }
-            (None, None) => {}
-        }
-    }
-    blocks
-}
-
-fn block(blocks: &[(String, String)], info: &str) -> String {
-    blocks
-        .iter()
-        .find(|(i, _)| i == info)
-        .map(|(_, b)| b.clone())
-        .unwrap_or_else(|| panic!("no ```{info} block in the recipe"))
-}
+const HEADING: &str = "Aliases and sub-addressing";
 
 #[test]
 fn cookbook_aliases_and_sub_addressing() {
-    let blocks = recipe();
+    let blocks = recipe(HEADING);
     let mx = Mx::start("127.0.0.2", "{}");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -60,25 +28,7 @@ fn cookbook_aliases_and_sub_addressing() {
     );
     let file = dir.path().join("postern.toml");
     std::fs::write(&file, &config).unwrap();
-    for line in block(&blocks, "sh")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-    {
-        let mut words = line.split_whitespace();
-        assert_eq!(words.next(), Some("postern"), "{line}");
-        let out = Command::new(env!("CARGO_BIN_EXE_postern"))
-            .current_dir(dir.path())
-            .args(words)
-            .arg("--data-dir")
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{line}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    cookbook::run(dir.path(), &cookbook::commands(HEADING));
     let server = Postern::start_in(dir.path(), Some(&config));
     let mut c = server.client();
     let reply = c.send_message(

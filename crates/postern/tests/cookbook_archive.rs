@@ -1,12 +1,12 @@
 //! The "Archiving" recipe of docs/cookbook.md, run as written against a running server.
 
 mod common;
-mod recipe;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Postern;
+use common::cookbook as recipe;
 
 fn today() -> String {
     let out = std::process::Command::new("date")

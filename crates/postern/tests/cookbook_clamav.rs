@@ -8,48 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::clamd::{Clamd, EICAR, EICAR_NAME};
-use common::{Postern, workdir};
-
-/// The commands of the fenced `sh` block under `## HEADING` in docs/cookbook.md, one per line
-/// (backslash continuations joined).
-fn recipe(heading: &str) -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cookbook.md");
-    let text = std::fs::read_to_string(path).expect("docs/cookbook.md");
-    let section = text
-        .split("\n## ")
-        .find(|s| s.starts_with(heading) && s[heading.len()..].starts_with('\n'))
-        .unwrap_or_else(|| panic!("no `## {heading}` in docs/cookbook.md"));
-    let block = section
-        .split("```sh\n")
-        .nth(1)
-        .and_then(|b| b.split("\n```").next())
-        .expect("a ```sh block");
-    block
-        .replace("\\\n", " ")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Runs one `postern …` line on the server's data folder.
-fn run(dir: &std::path::Path, line: &str) -> String {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(words.first(), Some(&"postern"), "{line}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
-        .args(&words[1..])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .output()
-        .expect("run postern");
-    assert!(
-        out.status.success(),
-        "{line}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{Postern, cookbook, workdir};
 
 fn send(server: &Postern, body: &str) -> common::Reply {
     let mut c = server.client();
@@ -64,13 +23,16 @@ fn virus_scanning_recipe() {
     let d = dir.path();
     let clamd = Clamd::start(d);
     let server = Postern::start_in(d, None);
-    let commands = recipe("Virus scanning");
-    assert!(!commands.is_empty());
-    let mut listed = String::new();
-    for line in &commands {
-        let line = line.replace("127.0.0.1:3310", &format!("127.0.0.1:{}", clamd.port));
-        listed = run(d, &line);
-    }
+    let commands: Vec<Vec<String>> = cookbook::commands("Virus scanning")
+        .into_iter()
+        .map(|words| {
+            words
+                .iter()
+                .map(|w| w.replace("127.0.0.1:3310", &format!("127.0.0.1:{}", clamd.port)))
+                .collect()
+        })
+        .collect();
+    let listed = cookbook::run(d, &commands);
     assert!(listed.contains("antivirus"), "{listed}");
 
     let infected =

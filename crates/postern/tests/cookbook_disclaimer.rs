@@ -2,12 +2,12 @@
 //! delivered mail is checked with Python's `email` package.
 
 mod common;
-mod recipe;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::Postern;
+use common::cookbook as recipe;
 
 /// Each text part of `raw` as Python's `email` package decodes it (`type|content`), failing on
 /// any parsing defect.

@@ -3,11 +3,11 @@
 //! does.
 
 mod common;
-mod recipe;
 
 use std::time::{Duration, Instant};
 
 use common::Postern;
+use common::cookbook as recipe;
 
 #[test]
 fn a_report_renamed_into_pickup_reaches_both_mailboxes_marked_and_without_bcc() {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use postern_mailmsg::Properties;
-use postern_sink_api::{Context, EnhancedCode, Reply, SinkError};
+use postern_sink_api::{Change, Context, EnhancedCode, Event, Outcome, Reply, SinkError};
 
 use crate::props;
 
@@ -21,6 +21,33 @@ pub(crate) fn not_authorized() -> Reply {
         Some(EnhancedCode::new(5, 7, 0)),
         "Authorization required",
     )
+}
+
+/// What both verbs answer before their attributes are read: at EHLO, `VERB NAMES…` advertised to
+/// trusted clients only; at the verb, the refusal of an untrusted client or of one inside a
+/// transaction. `None` when the attributes are to be read.
+pub(crate) fn screen(
+    networks: &Networks,
+    ctx: &Context,
+    verb: &str,
+    names: &[&str],
+) -> Option<Outcome> {
+    let trusted = networks.trusts(ctx);
+    if matches!(&ctx.event, Event::Inbound(Some(v)) if v.as_str() == "EHLO") {
+        return Some(if trusted {
+            let keyword = format!("{verb} {}", names.join(" "));
+            Outcome::changes(vec![Change::AddEhloKeyword(keyword)])
+        } else {
+            Outcome::next()
+        });
+    }
+    if !trusted {
+        return Some(Outcome::reply(not_authorized()));
+    }
+    if ctx.message.sender.is_some() {
+        return Some(Outcome::reply(in_transaction()));
+    }
+    None
 }
 
 /// A malformed command.

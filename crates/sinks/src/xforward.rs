@@ -52,20 +52,8 @@ impl Sink for XForward {
 
 impl XForward {
     fn decide(&self, ctx: &Context) -> Outcome {
-        let trusted = self.0.trusts(ctx);
-        let is_ehlo = matches!(&ctx.event, Event::Inbound(Some(v)) if v.as_str() == "EHLO");
-        if is_ehlo {
-            if !trusted {
-                return Outcome::next();
-            }
-            let keyword = format!("XFORWARD {}", NAMES.join(" "));
-            return Outcome::changes(vec![Change::AddEhloKeyword(keyword)]);
-        }
-        if !trusted {
-            return Outcome::reply(forward::not_authorized());
-        }
-        if ctx.message.sender.is_some() {
-            return Outcome::reply(forward::in_transaction());
+        if let Some(answer) = forward::screen(&self.0, ctx, "XFORWARD", &NAMES) {
+            return answer;
         }
         let Some(command) = ctx.command.as_ref() else {
             return Outcome::next();

@@ -1,9 +1,11 @@
 //! The recipes of docs/cookbook.md as tests run them: the fenced blocks under a recipe's heading
 //! are read from the file — TOML blocks written where their first comment line says
-//! (`# postern.toml`, `# DATA/NAME`), each `postern binding …` line of a `sh` block run against
-//! a data folder — so that a recipe is tested exactly as written.
+//! (`# postern.toml`, `# DATA/NAME`), each `postern …` line of a `sh` block run against a data
+//! folder — so that a recipe is tested exactly as written. Every cookbook test reads its recipe
+//! through this one reader.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{Postern, binding};
@@ -124,4 +126,61 @@ pub fn shell_words(line: &str) -> Vec<String> {
         words.push(word);
     }
     words
+}
+
+/// The text of the recipe's first block whose info string is `info`.
+pub fn block(blocks: &[(String, Vec<String>)], info: &str) -> String {
+    blocks
+        .iter()
+        .find(|(i, _)| i.trim() == info)
+        .map(|(_, body)| body.join("\n") + "\n")
+        .unwrap_or_else(|| panic!("no ```{info} block in the recipe"))
+}
+
+/// The `postern …` commands of the recipe's `sh` blocks, each split into words (a line ending
+/// in `\` goes on on the next; blank lines and `#` comments are skipped).
+pub fn commands(heading: &str) -> Vec<Vec<String>> {
+    let mut commands = Vec::new();
+    for (_, body) in recipe(heading)
+        .iter()
+        .filter(|(info, _)| info.trim() == "sh")
+    {
+        let mut pending = String::new();
+        for line in body {
+            pending.push_str(line.trim_end_matches('\\'));
+            pending.push(' ');
+            if line.ends_with('\\') {
+                continue;
+            }
+            let words = shell_words(&pending);
+            pending.clear();
+            if words.first().map(String::as_str) == Some("postern") {
+                commands.push(words);
+            }
+        }
+    }
+    assert!(!commands.is_empty(), "no postern command under {heading:?}");
+    commands
+}
+
+/// Runs each command with the real binary from `dir`, with `--data-dir DIR/data`; each must
+/// succeed. Gives the standard output of the last.
+pub fn run(dir: &Path, commands: &[Vec<String>]) -> String {
+    let mut stdout = String::new();
+    for words in commands {
+        let out = Command::new(env!("CARGO_BIN_EXE_postern"))
+            .current_dir(dir)
+            .args(&words[1..])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .output()
+            .expect("run postern");
+        assert!(
+            out.status.success(),
+            "{words:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    stdout
 }
