@@ -1,6 +1,7 @@
 //! `builtin:mailing-list` against the running server: a list expanded to Maildirs with its
 //! headers and bounce address, a non-member refused with a DSN, a moderated post held and released
-//! with `postern queue release`, bounces counted, lists naming each other, and a
+//! with `postern queue release`, bounces counted (VERP: per member by address), lists naming each
+//! other, and a
 //! broken edit of the lists file that leaves the last good lists in force.
 
 mod common;
@@ -40,12 +41,27 @@ posting = "anyone"
 
 const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[domain]]\n\
      name = \"example.org\"\nusers = [\"alice\", \"bob\", \"carol\", \"owner\", \"team\", \
-     \"announce\", \"stranger\", \"team-bounces\", \"ring1\", \"ring2\"]\n";
+     \"announce\", \"stranger\", \"team-bounces\", \"ring1\", \"ring2\", \"verp\", \"verp-bounces\", \"team-subscribe\", \
+     \"team-unsubscribe\", \"team-confirm\", \"dave\"]\n";
+
+/// A list whose members' copies each go with their own envelope sender (VERP).
+const VERP_LIST: &str = r#"
+[[list]]
+address = "verp@example.org"
+members = ["alice@example.org", "bob@example.org"]
+posting = "anyone"
+verp = true
+bounce_threshold = 1
+"#;
 
 fn start(dir: &Path) -> Postern {
+    start_with(dir, LISTS)
+}
+
+fn start_with(dir: &Path, lists: &str) -> Postern {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("lists.toml"), LISTS).unwrap();
+    std::fs::write(data.join("lists.toml"), lists).unwrap();
     bind(
         dir,
         &[
@@ -230,4 +246,39 @@ fn two_lists_naming_each_other_expand_once_each() {
     server.wait_for_mail("example.org", "bob", 1);
     assert!(!server.new_mail("example.org", "ring1").exists());
     assert!(!server.new_mail("example.org", "ring2").exists());
+}
+
+#[test]
+fn a_verp_list_gives_each_member_its_own_bounce_address_and_counts_its_bounces() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), VERP_LIST);
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["verp@example.org"],
+        "Subject: verp\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    for user in ["alice", "bob"] {
+        let mail = server.wait_for_mail("example.org", user, 1);
+        let want = format!("Return-Path: <verp-bounces+{user}=example.org@example.org>\r\n");
+        assert!(mail[0].starts_with(&want), "{user}:\n{}", mail[0]);
+    }
+    // The address names the member: a bounce counts whatever its content (threshold 1).
+    let reply = c.send_message(
+        "",
+        &["verp-bounces+bob=example.org@example.org"],
+        "Subject: failure\r\n\r\nbob@example.org: mailbox unavailable\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    server.wait_for_log("member removed for bouncing");
+    assert!(!server.new_mail("example.org", "verp-bounces").exists());
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["verp@example.org"],
+        "Subject: after\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    server.wait_for_mail("example.org", "alice", 2);
+    assert_eq!(server.wait_for_mail("example.org", "bob", 1).len(), 1);
 }

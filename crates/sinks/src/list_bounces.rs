@@ -64,6 +64,30 @@ impl State {
     }
 }
 
+/// The VERP form of a bounce address for `member`: `team-bounces@example.org` and
+/// `carol@example.net` give `team-bounces+carol=example.net@example.org`.
+pub(crate) fn verp_address(bounces: &str, member: &str) -> String {
+    let (local, domain) = bounces.split_once('@').unwrap_or((bounces, ""));
+    format!("{local}+{}@{domain}", member.replacen('@', "=", 1))
+}
+
+/// The member a VERP address of `bounces` names (lower-case), if it is one.
+pub(crate) fn verp_member(bounces: &str, address: &str) -> Option<String> {
+    let (local, domain) = bounces.split_once('@')?;
+    let (a_local, a_domain) = address.rsplit_once('@')?;
+    if !a_domain.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let tag = a_local
+        .get(..local.len())
+        .filter(|l| l.eq_ignore_ascii_case(local))
+        .and_then(|_| a_local.get(local.len()..))?
+        .strip_prefix('+')?;
+    let (m_local, m_domain) = tag.rsplit_once('=')?;
+    (!m_local.is_empty() && !m_domain.is_empty())
+        .then(|| format!("{m_local}@{m_domain}").to_ascii_lowercase())
+}
+
 /// The recipients a DSN (RFC 3464) reports as failed (`Action: failed`), lower-case; empty when
 /// the message is no delivery report.
 pub(crate) fn failed_recipients(raw: &[u8]) -> Vec<String> {
@@ -125,6 +149,16 @@ mod tests {
             --b--\r\n";
         assert_eq!(failed_recipients(dsn.as_bytes()), ["carol@example.org"]);
         assert!(failed_recipients(b"Subject: hi\r\n\r\nnot a report\r\n").is_empty());
+        let verp = verp_address("team-bounces@example.org", "Carol@example.net");
+        assert_eq!(verp, "team-bounces+Carol=example.net@example.org");
+        assert_eq!(
+            verp_member("team-bounces@example.org", &verp).as_deref(),
+            Some("carol@example.net")
+        );
+        assert_eq!(
+            verp_member("team-bounces@example.org", "team-bouncesx+a=b@example.org"),
+            None
+        );
         assert_eq!(
             state_path(Path::new("data/lists.toml")),
             Path::new("data/lists.state.toml")

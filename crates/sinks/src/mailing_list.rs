@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use postern_mailmsg::{Fate, Value};
+use postern_mailmsg::{ENVELOPE_SENDER, Fate, Value};
 use postern_sink_api::{
     BlockingSink, Change, Context, Event, Instance, Outcome, Scope, SinkError, SinkFactory,
     SinkResult, SinkSpec, Verdict,
@@ -16,7 +16,7 @@ use postern_sink_api::{
 use serde::Deserialize;
 use tracing::{error, info};
 
-use crate::list_bounces::{State, failed_recipients, state_path};
+use crate::list_bounces::{State, failed_recipients, state_path, verp_address, verp_member};
 
 use crate::props;
 
@@ -27,6 +27,11 @@ const HELD: &str = "postern.list.held";
 /// The message property naming the lists already expanded for the message (space-separated,
 /// lower-case), so that lists naming each other do not expand forever.
 const EXPANDED: &str = "postern.list.expanded";
+
+/// The message property naming the VERP lists expanded for the message (space-separated,
+/// lower-case): the members those lists added get their own envelope sender when they are
+/// categorized in their turn (a sink's changes reach only the current recipient).
+const VERP: &str = "postern.list.verp";
 
 pub(crate) struct Factory;
 
@@ -55,6 +60,9 @@ struct List {
     /// Failed deliveries to a member (reported to the bounce address) before it is removed.
     #[serde(default = "default_threshold")]
     bounce_threshold: u32,
+    /// Each member's copy goes with its own envelope sender, `LIST-bounces+member=domain@…`.
+    #[serde(default)]
+    verp: bool,
 }
 
 fn default_threshold() -> u32 {
@@ -185,17 +193,26 @@ impl MailingList {
             return Ok(Outcome::next());
         };
         let lists = self.lists();
+        if let Some((list, member)) = lists
+            .iter()
+            .find_map(|l| verp_member(&bounce_address(&l.address), &rcpt.original).map(|m| (l, m)))
+        {
+            // As RCPT gave it: sub-addressing may have cut the tag off since. The address names the member: the bounce counts against it whatever the report
+            // says (or whether it is a report at all: some servers send plain text).
+            return self.bounce(list, &rcpt.address, vec![member]);
+        }
         if let Some(list) = lists
             .iter()
             .find(|l| bounce_address(&l.address).eq_ignore_ascii_case(&rcpt.address))
         {
-            return self.bounce(ctx, list, &rcpt.address);
+            let failed = failed_recipients(ctx.message.content.bytes());
+            return self.bounce(list, &rcpt.address, failed);
         }
         let Some(list) = lists
             .iter()
             .find(|l| l.address.eq_ignore_ascii_case(&rcpt.address))
         else {
-            return Ok(Outcome::next());
+            return Ok(verp_sender(ctx, &lists, &rcpt.original));
         };
         let removed = self.state(|state| {
             state
@@ -271,6 +288,14 @@ impl MailingList {
             key: EXPANDED.to_owned(),
             value: Value::from(format!("{expanded} {key}").trim()),
         });
+        if list.verp {
+            let verp = ctx.message.properties.get_str(VERP).unwrap_or("");
+            changes.push(Change::SetProperty {
+                scope: Scope::Message,
+                key: VERP.to_owned(),
+                value: Value::from(format!("{verp} {key}").trim()),
+            });
+        }
         changes.push(Change::RemoveRecipient(rcpt.address.clone()));
         consume(changes)
     }
@@ -292,8 +317,7 @@ impl MailingList {
 
     /// A message to the list's bounce address: each member a DSN reports as failed is counted,
     /// and removed at the threshold. The DSN itself is consumed (delivered nowhere).
-    fn bounce(&self, ctx: &Context, list: &List, address: &str) -> SinkResult {
-        let failed = failed_recipients(ctx.message.content.bytes());
+    fn bounce(&self, list: &List, address: &str, failed: Vec<String>) -> SinkResult {
         let removed = self.state(|state| {
             let entry = state
                 .lists
@@ -319,6 +343,23 @@ impl MailingList {
             Outcome::changes(vec![Change::RemoveRecipient(address.to_owned())])
                 .with_verdict(Verdict::Consume),
         )
+    }
+}
+
+/// A member a VERP list added gets its own envelope sender, `LIST-bounces+member=domain@…`.
+fn verp_sender(ctx: &Context, lists: &[List], member: &str) -> Outcome {
+    let verp = ctx.message.properties.get_str(VERP).unwrap_or("");
+    let list = lists.iter().find(|l| {
+        verp.split(' ').any(|k| l.address.eq_ignore_ascii_case(k))
+            && l.members.iter().any(|m| m.eq_ignore_ascii_case(member))
+    });
+    match list {
+        Some(list) => Outcome::changes(vec![Change::SetProperty {
+            scope: Scope::Recipient,
+            key: ENVELOPE_SENDER.to_owned(),
+            value: Value::from(verp_address(&bounce_address(&list.address), member)),
+        }]),
+        None => Outcome::next(),
     }
 }
 

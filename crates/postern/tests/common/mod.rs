@@ -3,8 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod cookbook;
 pub mod clamd;
+pub mod cookbook;
 pub mod peers;
 pub mod tls;
 
