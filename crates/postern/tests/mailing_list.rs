@@ -1,8 +1,8 @@
 //! `builtin:mailing-list` against the running server: a list expanded to Maildirs with its
 //! headers and bounce address, a non-member refused with a DSN, a moderated post held and released
-//! with `postern queue release`, bounces counted (VERP: per member by address), lists naming each
-//! other, and a
-//! broken edit of the lists file that leaves the last good lists in force.
+//! with `postern queue release`, bounces counted (with VERP, per member by address), lists naming
+//! each other, subscribing and unsubscribing by mail with a confirmation round trip, a wrong token
+//! refused, and a broken edit of the lists file that leaves the last good lists in force.
 
 mod common;
 
@@ -281,4 +281,132 @@ fn a_verp_list_gives_each_member_its_own_bounce_address_and_counts_its_bounces()
     assert_eq!(reply.code, 250, "{reply:?}");
     server.wait_for_mail("example.org", "alice", 2);
     assert_eq!(server.wait_for_mail("example.org", "bob", 1).len(), 1);
+}
+
+/// Polls the list state file until `done` holds for its text.
+fn wait_state(dir: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let path = dir.join("data/lists.state.toml");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "state never showed {what}:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The confirmation address a confirmation message gives in its `Reply-To:`.
+fn confirm_address(mail: &str) -> String {
+    let start = mail.find("<team-confirm+").expect("a confirmation address") + 1;
+    let end = start + mail[start..].find('>').expect("the address's end");
+    mail[start..end].to_owned()
+}
+
+#[test]
+fn subscribing_and_unsubscribing_by_mail_take_a_confirmation_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "dave@example.org",
+        &["team-subscribe@example.org"],
+        "From: dave@example.org\r\nSubject: subscribe\r\n\r\nplease\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let mail = server.wait_for_mail("example.org", "dave", 1);
+    let confirmation = &mail[0];
+    for want in [
+        "Return-Path: <>\r\n",
+        "From: <team-request@example.org>",
+        "Auto-Submitted: auto-replied",
+        "to subscribe <dave@example.org> to the list <team@example.org>",
+    ] {
+        assert!(confirmation.contains(want), "no {want:?}:\n{confirmation}");
+    }
+    assert!(!confirmation.contains("please"), "{confirmation}");
+    let confirm = confirm_address(confirmation);
+    assert!(
+        confirmation.contains(&format!("Reply-To: <{confirm}>")),
+        "{confirmation}"
+    );
+    // Nothing changes before the confirmation.
+    assert!(
+        !wait_state(dir.path(), "a pending request", |s| s.contains("pending"))
+            .contains("subscribed = [\"dave")
+    );
+    let reply = c.send_message(
+        "dave@example.org",
+        &[confirm.as_str()],
+        "Subject: Re: confirm\r\n\r\nyes\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    wait_state(dir.path(), "dave subscribed", |s| {
+        s.contains("subscribed = [\"dave@example.org\"]")
+    });
+    let reply = c.send_message(
+        "bob@example.org",
+        &["team@example.org"],
+        "Subject: welcome dave\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let mail = server.wait_for_mail("example.org", "dave", 2);
+    assert!(mail.iter().any(|m| m.contains("Subject: welcome dave")));
+
+    // Unsubscribing the same way; the token is used up by its confirmation.
+    let reply = c.send_message(
+        "dave@example.org",
+        &["team-unsubscribe@example.org"],
+        "Subject: unsubscribe\r\n\r\nbye\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let mail = server.wait_for_mail("example.org", "dave", 3);
+    let confirmation = mail
+        .iter()
+        .find(|m| m.contains("to unsubscribe <dave@example.org>"))
+        .expect("an unsubscribe confirmation");
+    let confirm = confirm_address(confirmation);
+    let reply = c.send_message(
+        "dave@example.org",
+        &[confirm.as_str()],
+        "Subject: yes\r\n\r\nyes\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    wait_state(dir.path(), "dave removed", |s| {
+        s.contains("removed = [\"dave@example.org\"]")
+    });
+    let reply = c.send_message(
+        "bob@example.org",
+        &["team@example.org"],
+        "Subject: after dave\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    server.wait_for_mail("example.org", "alice", 2);
+    assert_eq!(server.wait_for_mail("example.org", "dave", 3).len(), 3);
+}
+
+#[test]
+fn a_wrong_confirmation_token_is_refused_with_a_dsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["team-confirm+0123456789abcdef@example.org"],
+        "Subject: sneaky\r\n\r\nyes\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let dsn = server.wait_for_mail("example.org", "stranger", 1);
+    assert!(
+        dsn[0].contains("unknown or expired confirmation token"),
+        "{}",
+        dsn[0]
+    );
+    let state =
+        std::fs::read_to_string(dir.path().join("data/lists.state.toml")).unwrap_or_default();
+    assert!(!state.contains("subscribed = [\"stranger"), "{state}");
 }

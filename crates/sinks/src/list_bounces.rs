@@ -16,9 +16,15 @@ pub(crate) struct ListState {
     /// Failed deliveries reported so far, per member.
     #[serde(default)]
     pub(crate) bounces: BTreeMap<String, u32>,
-    /// Members removed for bouncing.
+    /// Members removed: for bouncing, or by a confirmed unsubscription by mail.
     #[serde(default)]
     pub(crate) removed: BTreeSet<String>,
+    /// Members added by a confirmed subscription by mail.
+    #[serde(default)]
+    pub(crate) subscribed: BTreeSet<String>,
+    /// Subscription requests waiting for their confirmation, by token.
+    #[serde(default)]
+    pub(crate) pending: crate::list_subscribe::PendingMap,
 }
 
 /// Every list's state, by list address (lower-case).

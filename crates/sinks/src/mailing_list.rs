@@ -3,12 +3,18 @@
 //! header fields. Lists live in a TOML file (property `file`, relative to the data folder) that
 //! is read again when it changes; a file with errors is refused (logged with file and line)
 //! and the last good version stays in force.
+//!
+//! # Layout
+//!
+//! - this file: the lists file, expansion, posting rights, moderation, bounce counting.
+//! - `requests`: what reads the list state: the members in force, VERP senders, and the
+//!   subscription requests by mail (`crate::list_subscribe`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use postern_mailmsg::{ENVELOPE_SENDER, Fate, Value};
+use postern_mailmsg::{Fate, Value};
 use postern_sink_api::{
     BlockingSink, Change, Context, Event, Instance, Outcome, Scope, SinkError, SinkFactory,
     SinkResult, SinkSpec, Verdict,
@@ -16,7 +22,10 @@ use postern_sink_api::{
 use serde::Deserialize;
 use tracing::{error, info};
 
-use crate::list_bounces::{State, failed_recipients, state_path, verp_address, verp_member};
+use crate::list_bounces::{State, failed_recipients, state_path, verp_member};
+use crate::list_subscribe::request_for;
+
+mod requests;
 
 use crate::props;
 
@@ -208,19 +217,19 @@ impl MailingList {
             let failed = failed_recipients(ctx.message.content.bytes());
             return self.bounce(list, &rcpt.address, failed);
         }
+        if let Some((list, request)) = lists
+            .iter()
+            .find_map(|l| request_for(&l.address, &rcpt.original).map(|r| (l, r)))
+        {
+            return self.request(ctx, list, request);
+        }
         let Some(list) = lists
             .iter()
             .find(|l| l.address.eq_ignore_ascii_case(&rcpt.address))
         else {
-            return Ok(verp_sender(ctx, &lists, &rcpt.original));
+            return self.verp_sender(ctx, &lists, &rcpt.original);
         };
-        let removed = self.state(|state| {
-            state
-                .lists
-                .get(&list.address.to_ascii_lowercase())
-                .map(|l| l.removed.clone())
-                .unwrap_or_default()
-        })?;
+        let list = &self.effective(list)?;
         let key = list.address.to_ascii_lowercase();
         let expanded = ctx
             .message
@@ -264,7 +273,6 @@ impl MailingList {
         let mut changes: Vec<Change> = list
             .members
             .iter()
-            .filter(|m| !removed.contains(&m.to_ascii_lowercase()))
             .map(|m| Change::AddRecipient(m.clone()))
             .collect();
         let mut unsubscribe = format!("<mailto:{local}-unsubscribe@{domain}>");
@@ -318,6 +326,7 @@ impl MailingList {
     /// A message to the list's bounce address: each member a DSN reports as failed is counted,
     /// and removed at the threshold. The DSN itself is consumed (delivered nowhere).
     fn bounce(&self, list: &List, address: &str, failed: Vec<String>) -> SinkResult {
+        let list = &self.effective(list)?;
         let removed = self.state(|state| {
             let entry = state
                 .lists
@@ -343,23 +352,6 @@ impl MailingList {
             Outcome::changes(vec![Change::RemoveRecipient(address.to_owned())])
                 .with_verdict(Verdict::Consume),
         )
-    }
-}
-
-/// A member a VERP list added gets its own envelope sender, `LIST-bounces+member=domain@…`.
-fn verp_sender(ctx: &Context, lists: &[List], member: &str) -> Outcome {
-    let verp = ctx.message.properties.get_str(VERP).unwrap_or("");
-    let list = lists.iter().find(|l| {
-        verp.split(' ').any(|k| l.address.eq_ignore_ascii_case(k))
-            && l.members.iter().any(|m| m.eq_ignore_ascii_case(member))
-    });
-    match list {
-        Some(list) => Outcome::changes(vec![Change::SetProperty {
-            scope: Scope::Recipient,
-            key: ENVELOPE_SENDER.to_owned(),
-            value: Value::from(verp_address(&bounce_address(&list.address), member)),
-        }]),
-        None => Outcome::next(),
     }
 }
 
