@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::peers::wait_track;
+use common::peers::{Mx, wait_track};
 use common::{Postern, bind};
 
 const LISTS: &str = r#"
@@ -59,6 +59,10 @@ fn start(dir: &Path) -> Postern {
 }
 
 fn start_with(dir: &Path, lists: &str) -> Postern {
+    start_config(dir, lists, CONFIG)
+}
+
+fn start_config(dir: &Path, lists: &str, config: &str) -> Postern {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("lists.toml"), lists).unwrap();
@@ -73,7 +77,7 @@ fn start_with(dir: &Path, lists: &str) -> Postern {
             "file=lists.toml",
         ],
     );
-    Postern::start_in(dir, Some(CONFIG))
+    Postern::start_in(dir, Some(config))
 }
 
 #[test]
@@ -409,4 +413,57 @@ fn a_wrong_confirmation_token_is_refused_with_a_dsn() {
     let state =
         std::fs::read_to_string(dir.path().join("data/lists.state.toml")).unwrap_or_default();
     assert!(!state.contains("subscribed = [\"stranger"), "{state}");
+}
+
+#[test]
+fn a_verp_list_sends_each_remote_member_a_transaction_of_its_own() {
+    let mx = Mx::start("127.0.0.2", "{}");
+    let dir = tempfile::tempdir().unwrap();
+    let lists = "[[list]]\naddress = \"verp@example.org\"\n\
+        members = [\"x@remote.test\", \"y@remote.test\", \"alice@example.org\"]\n\
+        posting = \"anyone\"\nverp = true\n";
+    let config = format!(
+        "{CONFIG}\n[[route]]\ndomain = \"remote.test\"\nsmarthost = \"[127.0.0.2]:{}\"\n",
+        mx.port
+    );
+    let server = start_config(dir.path(), lists, &config);
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["verp@example.org"],
+        "Subject: verp remote\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let mut got: Vec<(String, String)> = mx
+        .wait_for(2)
+        .iter()
+        .map(|(envelope, _)| {
+            let to = envelope["to"].as_array().expect("recipients");
+            assert_eq!(to.len(), 1, "{envelope}");
+            (
+                envelope["from"].as_str().unwrap_or_default().to_owned(),
+                to[0].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "verp-bounces+x=remote.test@example.org".to_owned(),
+                "x@remote.test".to_owned()
+            ),
+            (
+                "verp-bounces+y=remote.test@example.org".to_owned(),
+                "y@remote.test".to_owned()
+            ),
+        ]
+    );
+    let local = server.wait_for_mail("example.org", "alice", 1);
+    assert!(
+        local[0].starts_with("Return-Path: <verp-bounces+alice=example.org@example.org>"),
+        "{}",
+        local[0]
+    );
 }
