@@ -103,3 +103,9 @@ impl MailMsg {
 /// VERP address, `LIST-bounces+member=domain@…`). Delivery honours it: the Maildir's
 /// `Return-Path:` and, for a remote hop, a transaction of its own with that `MAIL FROM`.
 pub const ENVELOPE_SENDER: &str = "postern.envelope_sender";
+
+/// A message property by which a sink asks the transport to release held messages (their queue
+/// ids, space-separated) once the pass of the message carrying it is done: a mailing list
+/// owner's `approve ID` by mail. The transport removes it and releases each as
+/// `postern queue release` does.
+pub const RELEASE_REQUEST: &str = "postern.release_request";

@@ -42,7 +42,7 @@ posting = "anyone"
 const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[domain]]\n\
      name = \"example.org\"\nusers = [\"alice\", \"bob\", \"carol\", \"owner\", \"team\", \
      \"announce\", \"stranger\", \"team-bounces\", \"ring1\", \"ring2\", \"verp\", \"verp-bounces\", \"team-subscribe\", \
-     \"team-unsubscribe\", \"team-confirm\", \"dave\"]\n";
+     \"team-unsubscribe\", \"team-confirm\", \"dave\", \"announce-request\"]\n";
 
 /// A list whose members' copies each go with their own envelope sender (VERP).
 const VERP_LIST: &str = r#"
@@ -466,4 +466,49 @@ fn a_verp_list_sends_each_remote_member_a_transaction_of_its_own() {
         "{}",
         local[0]
     );
+}
+
+#[test]
+fn an_owner_approves_a_held_post_by_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let mut c = server.client();
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["announce@example.org"],
+        "Subject: news\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let id = reply
+        .text()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    wait_track(&dir.path().join("data"), "held", |log| {
+        log.iter().any(|r| r["state"] == "held")
+    });
+    // Someone who is no owner cannot approve it: refused with a DSN.
+    let reply = c.send_message(
+        "stranger@example.org",
+        &["announce-request@example.org"],
+        &format!("Subject: approve {id}\r\n\r\napprove {id}\r\n"),
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let dsn = server.wait_for_mail("example.org", "stranger", 1);
+    assert!(dsn[0].contains("only the list's owners"), "{}", dsn[0]);
+    assert!(!server.new_mail("example.org", "alice").exists());
+    let reply = c.send_message(
+        "owner@example.org",
+        &["announce-request@example.org"],
+        &format!("Subject: Re: held post\r\n\r\napprove {id}\r\n\r\n> quoted text\r\n"),
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let mail = server.wait_for_mail("example.org", "alice", 1);
+    assert!(
+        mail[0].contains("List-Id: <announce.example.org>"),
+        "{}",
+        mail[0]
+    );
+    assert!(!server.new_mail("example.org", "announce-request").exists());
 }

@@ -25,6 +25,9 @@ pub(crate) struct ListState {
     /// Subscription requests waiting for their confirmation, by token.
     #[serde(default)]
     pub(crate) pending: crate::list_subscribe::PendingMap,
+    /// Queue ids of posts held for moderation, which an owner may approve by mail.
+    #[serde(default)]
+    pub(crate) held: BTreeSet<String>,
 }
 
 /// Every list's state, by list address (lower-case).

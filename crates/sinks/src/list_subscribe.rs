@@ -52,6 +52,8 @@ pub(crate) type PendingMap = BTreeMap<String, Pending>;
 pub(crate) enum Request {
     Ask(Action),
     Confirm(String),
+    /// `LIST-request@`: an owner's commands (`approve QUEUEID`).
+    Owner,
 }
 
 /// `LIST-subscribe@`, `LIST-unsubscribe@` or `LIST-confirm+TOKEN@` of `list`, if `address` is one
@@ -67,6 +69,7 @@ pub(crate) fn request_for(list: &str, address: &str) -> Option<Request> {
     match rest {
         "-subscribe" => Some(Request::Ask(Action::Subscribe)),
         "-unsubscribe" => Some(Request::Ask(Action::Unsubscribe)),
+        "-request" => Some(Request::Owner),
         _ => rest
             .strip_prefix("-confirm+")
             .filter(|t| !t.is_empty())
@@ -89,6 +92,36 @@ pub(crate) fn new_pending(address: &str, action: Action) -> (String, Pending) {
         expires: now_secs() + TOKEN_LIFETIME_SECS,
     };
     (token, pending)
+}
+
+/// The queue ids an owner's message approves: `approve ID` lines of the subject or the body
+/// (quoted lines, `> …`, of a reply are skipped).
+pub(crate) fn approvals(raw: &[u8]) -> Vec<String> {
+    let Some(message) = mail_parser::MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    let subject = message.subject().unwrap_or_default().to_owned();
+    let body = message
+        .body_text(0)
+        .map(|b| b.into_owned())
+        .unwrap_or_default();
+    let mut ids = Vec::new();
+    for line in std::iter::once(subject.as_str()).chain(body.lines()) {
+        let line = line.trim();
+        if line.starts_with('>') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        if words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("approve"))
+            && let Some(id) = words.next()
+            && !ids.iter().any(|i: &String| i.eq_ignore_ascii_case(id))
+        {
+            ids.push(id.to_owned());
+        }
+    }
+    ids
 }
 
 /// Drops the requests whose tokens expired.
@@ -180,5 +213,15 @@ mod tests {
         assert!(request_for(list, "team-confirm+@example.org").is_none());
         assert!(request_for(list, "team-subscribe@example.net").is_none());
         assert!(request_for(list, "team@example.org").is_none());
+        assert!(matches!(
+            request_for(list, "team-request@example.org"),
+            Some(Request::Owner)
+        ));
+    }
+
+    #[test]
+    fn approve_lines_name_queue_ids_and_quotes_are_skipped() {
+        let raw = b"Subject: Re: held\r\n\r\nApprove ID1\r\n> approve ID2\r\napprove ID1\r\n";
+        assert_eq!(approvals(raw), ["ID1"]);
     }
 }

@@ -260,6 +260,17 @@ impl MailingList {
         }
         let released = ctx.message.properties.get(HELD).is_some();
         if list.moderated && !list.is_owner(sender) && !released {
+            if let Some(id) = ctx.message.id {
+                // Recorded so that an owner's `approve ID` to LIST-request@ can release it.
+                self.state(|state| {
+                    state
+                        .lists
+                        .entry(key.clone())
+                        .or_default()
+                        .held
+                        .insert(id.to_string())
+                })?;
+            }
             return consume(vec![
                 Change::SetProperty {
                     scope: Scope::Message,

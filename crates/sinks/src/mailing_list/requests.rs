@@ -1,13 +1,15 @@
 //! The parts of `builtin:mailing-list` that read the list state: the members in force, VERP
 //! senders, and the subscription requests by mail (see `list_subscribe`).
 
-use postern_mailmsg::{ENVELOPE_SENDER, Value};
+use postern_mailmsg::{ENVELOPE_SENDER, RELEASE_REQUEST, Value};
 use postern_sink_api::{Change, Context, Outcome, Scope, SinkError, SinkResult, Verdict};
 use tracing::info;
 
 use super::{List, MailingList, VERP, bounce_address};
 use crate::list_bounces::{ListState, verp_address};
-use crate::list_subscribe::{Action, Request, confirmation, forget_expired, new_pending};
+use crate::list_subscribe::{
+    Action, Request, approvals, confirmation, forget_expired, new_pending,
+};
 
 impl MailingList {
     /// A member a VERP list added gets its own envelope sender, `LIST-bounces+member=domain@…`.
@@ -55,6 +57,7 @@ impl MailingList {
         let consume = |changes| Ok(Outcome::changes(changes).with_verdict(Verdict::Consume));
         let key = list.address.to_ascii_lowercase();
         match request {
+            Request::Owner => self.approve(ctx, list),
             Request::Ask(action) => {
                 let requester = ctx.message.sender_address().to_owned();
                 if requester.is_empty() {
@@ -117,5 +120,54 @@ impl MailingList {
                 }
             }
         }
+    }
+
+    /// An owner's `approve QUEUEID` to `LIST-request@`: the held posts it names are released
+    /// (through the transport, by the message property `RELEASE_REQUEST`) and expanded then.
+    fn approve(&self, ctx: &Context, list: &List) -> SinkResult {
+        let Some(rcpt) = ctx.current_recipient() else {
+            return Ok(Outcome::next());
+        };
+        let consume = |changes| Ok(Outcome::changes(changes).with_verdict(Verdict::Consume));
+        if !list.is_owner(ctx.message.sender_address()) {
+            return consume(vec![Change::FailRecipient(format!(
+                "550 5.7.1 <{}>: only the list's owners may send it commands",
+                rcpt.original
+            ))]);
+        }
+        let wanted = approvals(ctx.message.content.bytes());
+        let key = list.address.to_ascii_lowercase();
+        let approved: Vec<String> = self.state(|state| {
+            let entry = state.lists.entry(key).or_default();
+            wanted
+                .iter()
+                .filter(|id| entry.held.remove(id.as_str()))
+                .cloned()
+                .collect()
+        })?;
+        if approved.is_empty() {
+            return consume(vec![Change::FailRecipient(format!(
+                "550 5.5.2 <{}>: no post held for this list is named by an `approve QUEUEID` line",
+                rcpt.original
+            ))]);
+        }
+        info!(list = %list.address, approved = %approved.join(" "), "held posts approved by an owner");
+        let mut ids = ctx
+            .message
+            .properties
+            .get_str(RELEASE_REQUEST)
+            .unwrap_or("")
+            .to_owned();
+        for id in &approved {
+            ids = format!("{ids} {id}");
+        }
+        consume(vec![
+            Change::SetProperty {
+                scope: Scope::Message,
+                key: RELEASE_REQUEST.to_owned(),
+                value: Value::from(ids.trim()),
+            },
+            Change::RemoveRecipient(rcpt.address.clone()),
+        ])
     }
 }
