@@ -167,7 +167,8 @@ impl SinkFactory for Factory {
     }
 
     fn summary(&self) -> &'static str {
-        "expands mailing lists from a TOML file: members, posting rights, moderation, list headers"
+        "expands mailing lists from a TOML file: members, posting rights, moderation, list headers, \
+         VERP, bounces, subscription by mail"
     }
 
     fn properties(&self) -> Option<&'static [&'static str]> {
