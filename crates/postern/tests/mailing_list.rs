@@ -163,6 +163,11 @@ fn a_post_to_a_moderated_list_is_held_and_released_by_the_moderator() {
         "{}",
         mail[0]
     );
+    let state = std::fs::read_to_string(dir.path().join("data/lists.state.toml")).unwrap();
+    assert!(
+        !state.contains(&id),
+        "a released post is no longer held:\n{state}"
+    );
 }
 
 #[test]

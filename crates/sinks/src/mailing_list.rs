@@ -260,6 +260,15 @@ impl MailingList {
             ))]);
         }
         let released = ctx.message.properties.get(HELD).is_some();
+        if released && let Some(id) = ctx.message.id {
+            // Released (`postern queue release` or an approval): no longer awaiting one.
+            let id = id.to_string();
+            self.state(|state| {
+                if let Some(entry) = state.lists.get_mut(&key) {
+                    entry.held.remove(&id);
+                }
+            })?;
+        }
         if list.moderated && !list.is_owner(sender) && !released {
             if let Some(id) = ctx.message.id {
                 // Recorded so that an owner's `approve ID` to LIST-request@ can release it.
