@@ -105,7 +105,7 @@ impl Maildir {
             return Ok(Delivered::AlreadyThere(found));
         }
         let tmp = mailbox.join("tmp").join(&name);
-        write_synced(&tmp, msg)?;
+        write_synced(&tmp, msg, msg.sender_for(index))?;
         let linked = fs::hard_link(&tmp, &new);
         let _ = fs::remove_file(&tmp);
         match linked {
@@ -166,7 +166,7 @@ fn ensure_maildir(mailbox: &Path) -> Result<(), MaildirError> {
     Ok(())
 }
 
-fn write_synced(path: &Path, msg: &MailMsg) -> Result<(), MaildirError> {
+fn write_synced(path: &Path, msg: &MailMsg, sender: &str) -> Result<(), MaildirError> {
     let io = |source| MaildirError::Io {
         path: path.to_owned(),
         source,
@@ -177,7 +177,7 @@ fn write_synced(path: &Path, msg: &MailMsg) -> Result<(), MaildirError> {
         .truncate(true)
         .open(path)
         .map_err(io)?;
-    let header = format!("Return-Path: <{}>\r\n", msg.sender_address());
+    let header = format!("Return-Path: <{sender}>\r\n");
     file.write_all(header.as_bytes()).map_err(io)?;
     file.write_all(msg.content.bytes()).map_err(io)?;
     file.sync_data().map_err(io)?;

@@ -88,4 +88,24 @@ impl MailMsg {
     pub fn sender_address(&self) -> &str {
         self.sender.as_ref().map_or("", |s| s.address.as_str())
     }
+
+    /// The envelope sender of recipient `index`'s copy: the recipient's own
+    /// [`ENVELOPE_SENDER`] when a sink set one (VERP), else the message's sender.
+    pub fn sender_for(&self, index: usize) -> &str {
+        self.recipients
+            .get(index)
+            .and_then(|r| r.properties.get_str(ENVELOPE_SENDER))
+            .unwrap_or_else(|| self.sender_address())
+    }
 }
+
+/// A recipient property giving that recipient's copy its own envelope sender (a mailing list's
+/// VERP address, `LIST-bounces+member=domain@…`). Delivery honours it: the Maildir's
+/// `Return-Path:` and, for a remote hop, a transaction of its own with that `MAIL FROM`.
+pub const ENVELOPE_SENDER: &str = "postern.envelope_sender";
+
+/// A message property by which a sink asks the transport to release held messages (their queue
+/// ids, space-separated) once the pass of the message carrying it is done: a mailing list
+/// owner's `approve ID` by mail. The transport removes it and releases each as
+/// `postern queue release` does.
+pub const RELEASE_REQUEST: &str = "postern.release_request";

@@ -5,6 +5,7 @@
 //! - `ehlo_keyword`: advertise a keyword in the EHLO reply.
 //! - `add_header`: add a header field, with `${…}` variables.
 //! - `list_bounces`: bounces to a list counted per member in a state file.
+//! - `list_subscribe`: subscribing and unsubscribing by mail, with a confirmation round trip.
 //! - `mailing_list`: mailing lists from a TOML file, expanded at `categorize`.
 //! - `set_fate`: abort, badmail, quarantine or hold a message.
 //! - `log`: log the event and its context.
@@ -55,6 +56,7 @@ mod forward;
 mod hold_queue;
 mod hosts;
 mod list_bounces;
+mod list_subscribe;
 mod log;
 mod mailauth;
 mod mailing_list;

@@ -16,9 +16,18 @@ pub(crate) struct ListState {
     /// Failed deliveries reported so far, per member.
     #[serde(default)]
     pub(crate) bounces: BTreeMap<String, u32>,
-    /// Members removed for bouncing.
+    /// Members removed: for bouncing, or by a confirmed unsubscription by mail.
     #[serde(default)]
     pub(crate) removed: BTreeSet<String>,
+    /// Members added by a confirmed subscription by mail.
+    #[serde(default)]
+    pub(crate) subscribed: BTreeSet<String>,
+    /// Subscription requests waiting for their confirmation, by token.
+    #[serde(default)]
+    pub(crate) pending: crate::list_subscribe::PendingMap,
+    /// Queue ids of posts held for moderation, which an owner may approve by mail.
+    #[serde(default)]
+    pub(crate) held: BTreeSet<String>,
 }
 
 /// Every list's state, by list address (lower-case).
@@ -62,6 +71,30 @@ impl State {
         };
         write().map_err(|e| format!("{}: {e}", path.display()))
     }
+}
+
+/// The VERP form of a bounce address for `member`: `team-bounces@example.org` and
+/// `carol@example.net` give `team-bounces+carol=example.net@example.org`.
+pub(crate) fn verp_address(bounces: &str, member: &str) -> String {
+    let (local, domain) = bounces.split_once('@').unwrap_or((bounces, ""));
+    format!("{local}+{}@{domain}", member.replacen('@', "=", 1))
+}
+
+/// The member a VERP address of `bounces` names (lower-case), if it is one.
+pub(crate) fn verp_member(bounces: &str, address: &str) -> Option<String> {
+    let (local, domain) = bounces.split_once('@')?;
+    let (a_local, a_domain) = address.rsplit_once('@')?;
+    if !a_domain.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let tag = a_local
+        .get(..local.len())
+        .filter(|l| l.eq_ignore_ascii_case(local))
+        .and_then(|_| a_local.get(local.len()..))?
+        .strip_prefix('+')?;
+    let (m_local, m_domain) = tag.rsplit_once('=')?;
+    (!m_local.is_empty() && !m_domain.is_empty())
+        .then(|| format!("{m_local}@{m_domain}").to_ascii_lowercase())
 }
 
 /// The recipients a DSN (RFC 3464) reports as failed (`Action: failed`), lower-case; empty when
@@ -125,6 +158,16 @@ mod tests {
             --b--\r\n";
         assert_eq!(failed_recipients(dsn.as_bytes()), ["carol@example.org"]);
         assert!(failed_recipients(b"Subject: hi\r\n\r\nnot a report\r\n").is_empty());
+        let verp = verp_address("team-bounces@example.org", "Carol@example.net");
+        assert_eq!(verp, "team-bounces+Carol=example.net@example.org");
+        assert_eq!(
+            verp_member("team-bounces@example.org", &verp).as_deref(),
+            Some("carol@example.net")
+        );
+        assert_eq!(
+            verp_member("team-bounces@example.org", "team-bouncesx+a=b@example.org"),
+            None
+        );
         assert_eq!(
             state_path(Path::new("data/lists.toml")),
             Path::new("data/lists.state.toml")

@@ -3,6 +3,12 @@
 //! header fields. Lists live in a TOML file (property `file`, relative to the data folder) that
 //! is read again when it changes; a file with errors is refused (logged with file and line)
 //! and the last good version stays in force.
+//!
+//! # Layout
+//!
+//! - this file: the lists file, expansion, posting rights, moderation, bounce counting.
+//! - `requests`: what reads the list state: the members in force, VERP senders, and the
+//!   subscription requests by mail (`crate::list_subscribe`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,7 +22,10 @@ use postern_sink_api::{
 use serde::Deserialize;
 use tracing::{error, info};
 
-use crate::list_bounces::{State, failed_recipients, state_path};
+use crate::list_bounces::{State, failed_recipients, state_path, verp_member};
+use crate::list_subscribe::request_for;
+
+mod requests;
 
 use crate::props;
 
@@ -27,6 +36,11 @@ const HELD: &str = "postern.list.held";
 /// The message property naming the lists already expanded for the message (space-separated,
 /// lower-case), so that lists naming each other do not expand forever.
 const EXPANDED: &str = "postern.list.expanded";
+
+/// The message property naming the VERP lists expanded for the message (space-separated,
+/// lower-case): the members those lists added get their own envelope sender when they are
+/// categorized in their turn (a sink's changes reach only the current recipient).
+const VERP: &str = "postern.list.verp";
 
 pub(crate) struct Factory;
 
@@ -55,6 +69,9 @@ struct List {
     /// Failed deliveries to a member (reported to the bounce address) before it is removed.
     #[serde(default = "default_threshold")]
     bounce_threshold: u32,
+    /// Each member's copy goes with its own envelope sender, `LIST-bounces+member=domain@…`.
+    #[serde(default)]
+    verp: bool,
 }
 
 fn default_threshold() -> u32 {
@@ -150,7 +167,8 @@ impl SinkFactory for Factory {
     }
 
     fn summary(&self) -> &'static str {
-        "expands mailing lists from a TOML file: members, posting rights, moderation, list headers"
+        "expands mailing lists from a TOML file: members, posting rights, moderation, list headers, \
+         VERP, bounces, subscription by mail"
     }
 
     fn properties(&self) -> Option<&'static [&'static str]> {
@@ -185,25 +203,34 @@ impl MailingList {
             return Ok(Outcome::next());
         };
         let lists = self.lists();
+        if let Some((list, member)) = lists
+            .iter()
+            .find_map(|l| verp_member(&bounce_address(&l.address), &rcpt.original).map(|m| (l, m)))
+        {
+            // As RCPT gave it: sub-addressing may have cut the tag off since. The address names the member: the bounce counts against it whatever the report
+            // says (or whether it is a report at all: some servers send plain text).
+            return self.bounce(list, &rcpt.address, vec![member]);
+        }
         if let Some(list) = lists
             .iter()
             .find(|l| bounce_address(&l.address).eq_ignore_ascii_case(&rcpt.address))
         {
-            return self.bounce(ctx, list, &rcpt.address);
+            let failed = failed_recipients(ctx.message.content.bytes());
+            return self.bounce(list, &rcpt.address, failed);
+        }
+        if let Some((list, request)) = lists
+            .iter()
+            .find_map(|l| request_for(&l.address, &rcpt.original).map(|r| (l, r)))
+        {
+            return self.request(ctx, list, request);
         }
         let Some(list) = lists
             .iter()
             .find(|l| l.address.eq_ignore_ascii_case(&rcpt.address))
         else {
-            return Ok(Outcome::next());
+            return self.verp_sender(ctx, &lists, &rcpt.original);
         };
-        let removed = self.state(|state| {
-            state
-                .lists
-                .get(&list.address.to_ascii_lowercase())
-                .map(|l| l.removed.clone())
-                .unwrap_or_default()
-        })?;
+        let list = &self.effective(list)?;
         let key = list.address.to_ascii_lowercase();
         let expanded = ctx
             .message
@@ -233,7 +260,27 @@ impl MailingList {
             ))]);
         }
         let released = ctx.message.properties.get(HELD).is_some();
+        if released && let Some(id) = ctx.message.id {
+            // Released (`postern queue release` or an approval): no longer awaiting one.
+            let id = id.to_string();
+            self.state(|state| {
+                if let Some(entry) = state.lists.get_mut(&key) {
+                    entry.held.remove(&id);
+                }
+            })?;
+        }
         if list.moderated && !list.is_owner(sender) && !released {
+            if let Some(id) = ctx.message.id {
+                // Recorded so that an owner's `approve ID` to LIST-request@ can release it.
+                self.state(|state| {
+                    state
+                        .lists
+                        .entry(key.clone())
+                        .or_default()
+                        .held
+                        .insert(id.to_string())
+                })?;
+            }
             return consume(vec![
                 Change::SetProperty {
                     scope: Scope::Message,
@@ -247,7 +294,6 @@ impl MailingList {
         let mut changes: Vec<Change> = list
             .members
             .iter()
-            .filter(|m| !removed.contains(&m.to_ascii_lowercase()))
             .map(|m| Change::AddRecipient(m.clone()))
             .collect();
         let mut unsubscribe = format!("<mailto:{local}-unsubscribe@{domain}>");
@@ -271,6 +317,14 @@ impl MailingList {
             key: EXPANDED.to_owned(),
             value: Value::from(format!("{expanded} {key}").trim()),
         });
+        if list.verp {
+            let verp = ctx.message.properties.get_str(VERP).unwrap_or("");
+            changes.push(Change::SetProperty {
+                scope: Scope::Message,
+                key: VERP.to_owned(),
+                value: Value::from(format!("{verp} {key}").trim()),
+            });
+        }
         changes.push(Change::RemoveRecipient(rcpt.address.clone()));
         consume(changes)
     }
@@ -292,8 +346,8 @@ impl MailingList {
 
     /// A message to the list's bounce address: each member a DSN reports as failed is counted,
     /// and removed at the threshold. The DSN itself is consumed (delivered nowhere).
-    fn bounce(&self, ctx: &Context, list: &List, address: &str) -> SinkResult {
-        let failed = failed_recipients(ctx.message.content.bytes());
+    fn bounce(&self, list: &List, address: &str, failed: Vec<String>) -> SinkResult {
+        let list = &self.effective(list)?;
         let removed = self.state(|state| {
             let entry = state
                 .lists

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use postern_mailmsg::{Fate, QueueId, RecipientStatus};
+use postern_mailmsg::{Fate, MailMsg, QueueId, RELEASE_REQUEST, RecipientStatus};
 use postern_queue::{QueueError, QueueState};
-use tracing::info;
+use tracing::{info, warn};
+
+use crate::finish::id_of;
 
 use crate::Transport;
 
@@ -74,7 +76,7 @@ impl Transport {
     }
 
     /// Releases a held message: it is delivered now, and the fate that held it is cleared.
-    pub async fn release(self: &Arc<Self>, id: QueueId) -> Result<QueueState, ControlError> {
+    pub async fn release(&self, id: QueueId) -> Result<QueueState, ControlError> {
         let state = self.state_of(id)?;
         if state != QueueState::Held {
             return Err(ControlError::WrongState {
@@ -90,6 +92,27 @@ impl Transport {
         info!(queue_id = %id, "message released by the administrator");
         self.schedule(id, 0);
         Ok(QueueState::Queued)
+    }
+
+    /// Releases the held messages a sink asked for in the message property [`RELEASE_REQUEST`]
+    /// (a list owner's approval by mail); a refused release is logged and changes nothing.
+    pub(crate) async fn release_requested(&self, msg: &mut MailMsg) {
+        let Some(ids) = msg.properties.remove(RELEASE_REQUEST) else {
+            return;
+        };
+        let ids = ids.as_str().unwrap_or_default().to_owned();
+        for id in ids.split_whitespace() {
+            match id.parse::<QueueId>() {
+                Ok(held) => match self.release(held).await {
+                    Ok(_) => info!(queue_id = %id_of(msg), released = %held,
+                                   "held message released at a sink's request"),
+                    Err(e) => warn!(queue_id = %id_of(msg), "release asked by a sink refused: {e}"),
+                },
+                Err(_) => {
+                    warn!(queue_id = %id_of(msg), id, "release asked by a sink: not a queue id")
+                }
+            }
+        }
     }
 
     /// Gives up now: every recipient not yet final fails, the sender gets the failure DSN (as

@@ -72,6 +72,7 @@ impl Transport {
         ctx.message = Arc::new(msg);
         let stop = self.stages(&snapshot, &mut ctx).await;
         let mut msg = Arc::unwrap_or_clone(ctx.message);
+        self.release_requested(&mut msg).await;
         let pass = match stop {
             Some(Stop::Fate(fate)) => self.settle_fate(&snapshot, &mut msg, fate).await,
             Some(Stop::Defer(reason)) => {

@@ -21,7 +21,9 @@ pub(crate) const RELAYED_DSN: &str = "postern.relayed_dsn";
 impl Transport {
     /// Delivers every pending recipient with a remote next hop.
     pub(crate) async fn deliver_remote(&self, snapshot: &Arc<Snapshot>, ctx: &mut Context) {
-        let mut hops: Vec<(String, Vec<usize>)> = Vec::new();
+        // Grouped by hop and envelope sender: a recipient with a sender of its own (VERP) is
+        // a transaction of its own, since MAIL FROM is one per transaction.
+        let mut hops: Vec<(String, String, Vec<usize>)> = Vec::new();
         for (i, r) in ctx.message.recipients.iter().enumerate() {
             let Some(hop) = r.next_hop.as_deref() else {
                 continue;
@@ -29,9 +31,10 @@ impl Transport {
             if r.status != RecipientStatus::Pending || hop.starts_with(LOCAL) {
                 continue;
             }
-            match hops.iter_mut().find(|(h, _)| h == hop) {
-                Some((_, list)) => list.push(i),
-                None => hops.push((hop.to_owned(), vec![i])),
+            let sender = ctx.message.sender_for(i);
+            match hops.iter_mut().find(|(h, s, _)| h == hop && s == sender) {
+                Some((_, _, list)) => list.push(i),
+                None => hops.push((hop.to_owned(), sender.to_owned(), vec![i])),
             }
         }
         if hops.is_empty() {
@@ -39,10 +42,19 @@ impl Transport {
         }
         let msg: Arc<MailMsg> = ctx.message.clone();
         let mut tasks = tokio::task::JoinSet::new();
-        for (hop, list) in hops {
+        for (hop, sender, list) in hops {
             let outbound = self.outbound.clone();
             let snapshot = snapshot.clone();
-            let msg = msg.clone();
+            let msg = if sender == msg.sender_address() {
+                msg.clone()
+            } else {
+                // The content is shared (reference-counted); only the envelope is copied.
+                let mut copy = (*msg).clone();
+                if let Some(s) = copy.sender.as_mut() {
+                    s.address = sender;
+                }
+                Arc::new(copy)
+            };
             tasks.spawn(async move {
                 let report = outbound.deliver(&snapshot, &msg, &hop, &list).await;
                 (hop, list, report)
