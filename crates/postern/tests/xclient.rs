@@ -14,8 +14,11 @@ use common::{Client, Postern, bind, workdir};
 const UNTRUSTED: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const BODY: &str = "From: alice@example.test\r\nTo: bob@localhost\r\nSubject: hi\r\n\r\nHello.\r\n";
 
+/// Binds each sink to its verb only, as an administrator would: the binding also advertises
+/// the verb at EHLO.
 fn bind_both(d: &std::path::Path) {
-    for event in ["inbound:EHLO", "inbound:XCLIENT"] {
+    {
+        let event = "inbound:XCLIENT";
         bind(
             d,
             &[
@@ -28,7 +31,8 @@ fn bind_both(d: &std::path::Path) {
             ],
         );
     }
-    for event in ["inbound:EHLO", "inbound:XFORWARD"] {
+    {
+        let event = "inbound:XFORWARD";
         bind(
             d,
             &[
@@ -246,4 +250,34 @@ fn bad_networks_and_other_events_are_refused_when_bound() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("does not fit"), "{err}");
+}
+
+/// Bound at EHLO as well as at its verb (two bindings), the sink still advertises once.
+#[test]
+fn a_second_binding_at_ehlo_does_not_advertise_twice() {
+    let dir = workdir();
+    let d = dir.path();
+    for event in ["inbound:EHLO", "inbound:XCLIENT"] {
+        bind(
+            d,
+            &[
+                "--event",
+                event,
+                "--sink",
+                "builtin:xclient",
+                "--prop",
+                "networks=127.0.0.1/32",
+            ],
+        );
+    }
+    let server = Postern::start_in(d, None);
+    let mut c = server.client();
+    let ehlo = c.expect("EHLO proxy.test", 250);
+    let lines = ehlo
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("XCLIENT "))
+        .count();
+    assert_eq!(lines, 1, "{ehlo:?}");
+    c.expect("QUIT", 221);
 }

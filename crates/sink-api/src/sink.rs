@@ -123,6 +123,13 @@ pub trait SinkFactory: Send + Sync {
         Concurrency::Shared
     }
 
+    /// Whether a binding of this sink to a command verb (`inbound:VERB`) is also called at
+    /// `inbound:EHLO`, in the same place of that chain, where it may advertise the verb with
+    /// `Change::AddEhloKeyword`: a command extension is then one binding, not two.
+    fn also_at_ehlo(&self) -> bool {
+        false
+    }
+
     /// Whether the sink can serve `event`; a binding to an event it does not fit is refused
     /// when the registry loads.
     fn fits(&self, event: &Event) -> bool {

@@ -12,6 +12,17 @@ pub(crate) fn apply(ctx: &mut Context, change: Change) -> Result<(), String> {
         Change::SetReply(reply) => ctx.reply = Some(reply),
         Change::AddEhloKeyword(keyword) => {
             let is_ehlo = matches!(&ctx.event, Event::Inbound(Some(v)) if v.as_str() == "EHLO");
+            // An extension is listed once (two bindings may advertise the same verb).
+            let word = keyword.split(' ').next().unwrap_or("");
+            let same = |line: &String| line.split(' ').next() == Some(word);
+            let listed = ctx.ehlo_keywords.iter().any(same)
+                || ctx
+                    .reply
+                    .as_ref()
+                    .is_some_and(|r| is_ehlo && r.code == 250 && r.lines.iter().skip(1).any(same));
+            if listed {
+                return Ok(());
+            }
             match ctx.reply.as_mut() {
                 Some(reply) if is_ehlo && reply.code == 250 => reply.push_line(keyword),
                 _ => ctx.ehlo_keywords.push(keyword),

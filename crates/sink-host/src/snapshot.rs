@@ -42,6 +42,8 @@ pub struct Bound {
     pub(crate) slot: Slot,
     /// Its concurrency limit and breaker (kept across reloads while their settings stay).
     pub(crate) isolation: Arc<Isolation>,
+    /// Bound to a command verb, it is also in the EHLO chain (`SinkFactory::also_at_ehlo`).
+    pub(crate) also_at_ehlo: bool,
 }
 
 /// One step of a chain.
@@ -172,6 +174,15 @@ impl Snapshot {
                     }
                 },
                 event => {
+                    if b.also_at_ehlo
+                        && matches!(event, Event::Inbound(Some(v)) if v.as_str() != "EHLO")
+                        && let Some(ehlo) = Verb::parse("EHLO")
+                    {
+                        lists
+                            .entry(Event::Inbound(Some(ehlo)))
+                            .or_insert_with(unknown_defaults)
+                            .push(item());
+                    }
                     let is_inbound = matches!(event, Event::Inbound(_));
                     lists
                         .entry(event.clone())
@@ -319,6 +330,7 @@ fn compile_one(
         })
         .unwrap_or_else(|| Arc::new(Isolation::new(binding.max_concurrency, binding.breaker)));
     Ok(Bound {
+        also_at_ehlo: factory.also_at_ehlo(),
         binding: binding.clone(),
         rule,
         stats,

@@ -34,6 +34,10 @@ impl SinkFactory for Factory {
         Some(&["networks"])
     }
 
+    fn also_at_ehlo(&self) -> bool {
+        true
+    }
+
     fn fits(&self, event: &Event) -> bool {
         matches!(event, Event::Inbound(Some(v)) if matches!(v.as_str(), "XFORWARD" | "EHLO"))
     }
