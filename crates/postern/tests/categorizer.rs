@@ -125,3 +125,42 @@ fn check_config_names_the_file_and_line_of_a_bad_alias() {
         "{stderr}"
     );
 }
+
+/// An alias of 250 remote addresses goes to the next hop as transactions of at most 100
+/// recipients (RFC 5321 only obliges a server to take 100), each recipient exactly once.
+#[test]
+fn a_large_remote_expansion_goes_in_transactions_of_at_most_100() {
+    let mx = Mx::start("127.0.0.2", "{}");
+    let dir = tempfile::tempdir().unwrap();
+    let targets: Vec<String> = (0..250).map(|n| format!("m{n}@remote.test")).collect();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/aliases"),
+        format!("everyone: {}\n", targets.join(", ")),
+    )
+    .unwrap();
+    let server = Postern::start_in(dir.path(), Some(&config(mx.port)));
+    let mut c = server.client();
+    let reply = c.send_message(
+        "sender@example.org",
+        &["everyone@example.org"],
+        "Subject: to all\r\n\r\nbody\r\n",
+    );
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let got = mx.wait_for(3);
+    let mut sizes: Vec<usize> = got
+        .iter()
+        .map(|(envelope, _)| envelope["to"].as_array().expect("to").len())
+        .collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, vec![50, 100, 100]);
+    let mut seen: Vec<String> = got
+        .iter()
+        .flat_map(|(envelope, _)| envelope["to"].as_array().expect("to").clone())
+        .map(|v| v.as_str().expect("address").to_owned())
+        .collect();
+    seen.sort();
+    let mut wanted = targets.clone();
+    wanted.sort();
+    assert_eq!(seen, wanted);
+}

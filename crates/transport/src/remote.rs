@@ -1,5 +1,6 @@
 //! Remote recipients: grouped by next hop, each group one transaction through the outbound
-//! client, the hops of a message delivered concurrently.
+//! client (split past [`MAX_RECIPIENTS_PER_TRANSACTION`]), the hops of a message delivered
+//! concurrently.
 
 use std::sync::Arc;
 
@@ -10,6 +11,11 @@ use postern_sink_host::Snapshot;
 
 use crate::Transport;
 use crate::defaults::LOCAL;
+
+/// Most recipients sent in one transaction. RFC 5321 §4.5.3.1.8 obliges a server to take 100
+/// recipients and allows it to refuse more (`452`), which would leave the rest waiting for a
+/// retry; a larger group (a list's expansion) goes as several transactions in a row.
+pub(crate) const MAX_RECIPIENTS_PER_TRANSACTION: usize = 100;
 
 /// Recipient properties the outbound client records.
 pub(crate) const REPLY: &str = "postern.reply";
@@ -56,38 +62,46 @@ impl Transport {
                 Arc::new(copy)
             };
             tasks.spawn(async move {
-                let report = outbound.deliver(&snapshot, &msg, &hop, &list).await;
-                (hop, list, report)
+                // In a row on the hop: the next transaction reuses the connection.
+                let mut reports = Vec::new();
+                for chunk in list.chunks(MAX_RECIPIENTS_PER_TRANSACTION) {
+                    reports.push(outbound.deliver(&snapshot, &msg, &hop, chunk).await);
+                }
+                (hop, list, reports)
             });
         }
         // Each hop's outcome is applied as it comes in.
         while let Some(joined) = tasks.join_next().await {
-            let Ok((hop, list, report)) = joined else {
+            let Ok((hop, list, reports)) = joined else {
                 // A panicking hop leaves its recipients pending: deferred below.
                 continue;
             };
             let msg = Arc::make_mut(&mut ctx.message);
-            for (i, outcome) in report.outcomes {
-                let Some(r) = msg.recipients.get_mut(i) else {
-                    continue;
-                };
-                if let Some(remote) = &report.remote {
-                    r.properties.set(REMOTE, remote.as_str());
-                }
-                match outcome {
-                    RcptOutcome::Delivered(reply) => {
-                        r.properties.set(REPLY, reply);
-                        if report.remote_dsn {
-                            r.properties.set(RELAYED_DSN, true);
+            for report in reports {
+                for (i, outcome) in report.outcomes {
+                    let Some(r) = msg.recipients.get_mut(i) else {
+                        continue;
+                    };
+                    if let Some(remote) = &report.remote {
+                        r.properties.set(REMOTE, remote.as_str());
+                    }
+                    match outcome {
+                        RcptOutcome::Delivered(reply) => {
+                            r.properties.set(REPLY, reply);
+                            if report.remote_dsn {
+                                r.properties.set(RELAYED_DSN, true);
+                            }
+                            r.status = RecipientStatus::Delivered;
                         }
-                        r.status = RecipientStatus::Delivered;
+                        // The reason of a deferral or a failure is in the status itself; only a
+                        // delivery's reply needs a place of its own.
+                        RcptOutcome::Deferred(reason) => {
+                            r.status = RecipientStatus::Deferred { reason }
+                        }
+                        RcptOutcome::Failed(reason) => {
+                            r.status = RecipientStatus::Failed { reason }
+                        }
                     }
-                    // The reason of a deferral or a failure is in the status itself; only a
-                    // delivery's reply needs a place of its own.
-                    RcptOutcome::Deferred(reason) => {
-                        r.status = RecipientStatus::Deferred { reason }
-                    }
-                    RcptOutcome::Failed(reason) => r.status = RecipientStatus::Failed { reason },
                 }
             }
             for i in list {
