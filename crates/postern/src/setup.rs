@@ -125,9 +125,6 @@ pub(crate) fn serving_catalog(config: &Config) -> Catalog {
     for factory in postern_sinks::with_env(env) {
         catalog.add_builtin(factory);
     }
-    for factory in postern_sinks::with_data(&config.data_dir) {
-        catalog.add_builtin(factory);
-    }
     add_other_kinds(&mut catalog);
     catalog
 }

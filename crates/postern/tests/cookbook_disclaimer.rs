@@ -106,3 +106,32 @@ fn mail_from_the_domain_gets_both_footers_and_signed_mail_is_untouched() {
     assert!(!find("other").contains("confidential"));
     server.wait_for_log("disclaimer not added: the message is signed");
 }
+
+/// A footer file is read from the data folder when it is bound: a missing one is refused then,
+/// a present one accepted.
+#[test]
+fn binding_add_reads_a_relative_footer_file_from_the_data_folder() {
+    let dir = common::workdir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let add = |file: &str| {
+        common::binding(
+            dir.path(),
+            &[
+                "add",
+                "--event",
+                "submission",
+                "--sink",
+                "builtin:disclaimer",
+                "--prop",
+                &format!("text_file={file}"),
+            ],
+        )
+    };
+    let (code, _, err) = add("footer.txt");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("footer.txt"), "{err}");
+    std::fs::write(data.join("footer.txt"), "Sent by Postern.\n").unwrap();
+    let (code, _, err) = add("footer.txt");
+    assert_eq!(code, 0, "{err}");
+}

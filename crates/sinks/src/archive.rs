@@ -24,10 +24,8 @@ use tracing::{info, warn};
 
 use crate::props;
 
-pub(crate) struct Factory {
-    /// Where a relative `folder` is taken from (the server's DATA).
-    pub(crate) data_dir: PathBuf,
-}
+/// A relative `folder` is taken from the data folder (`crate::data_dir`).
+pub(crate) struct Factory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -70,7 +68,7 @@ impl SinkFactory for Factory {
         if folder.as_os_str().is_empty() {
             return Err(SinkError::Config("property `folder` is empty".into()));
         }
-        let folder = self.data_dir.join(folder);
+        let folder = crate::data_dir::resolve(&folder.to_string_lossy());
         let format = match props::text(p, "format")?.as_deref().unwrap_or("maildir") {
             "maildir" => Format::Maildir,
             "mbox" => Format::Mbox,
@@ -304,9 +302,7 @@ mod tests {
             properties,
             target: "archive".into(),
         };
-        let factory = Factory {
-            data_dir: PathBuf::from("/nonexistent"),
-        };
+        let factory = Factory;
         match factory.create(&spec).unwrap() {
             Instance::Blocking(s) => s,
             Instance::Async(_) => panic!("archive blocks"),
@@ -364,9 +360,7 @@ mod tests {
                 properties,
                 target: "archive".into(),
             };
-            let factory = Factory {
-                data_dir: PathBuf::new(),
-            };
+            let factory = Factory;
             let Err(SinkError::Config(why)) = factory.create(&spec) else {
                 panic!("{name}: accepted");
             };

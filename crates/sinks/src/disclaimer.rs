@@ -14,7 +14,6 @@
 //! are left unchanged, as is a message whose MIME structure is broken, and a part whose charset
 //! cannot carry the footer: each is logged, and the message goes on.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -26,11 +25,9 @@ use tracing::info;
 
 use crate::props;
 
-pub(crate) struct Factory {
-    /// Where a relative `text_file` or `html_file` is taken from (the server's DATA); `None`
-    /// when bindings are only checked, where a relative file is left for the server to read.
-    pub(crate) data_dir: Option<PathBuf>,
-}
+/// A relative `text_file` or `html_file` is taken from the data folder (`crate::data_dir`), for
+/// `postern binding add` as for the server, so a missing file is refused when it is bound.
+pub(crate) struct Factory;
 
 struct Disclaimer {
     /// The footers with CRLF line ends; `None` leaves that kind of part alone.
@@ -83,13 +80,7 @@ impl Factory {
             }
             (Some(text), None) => text.into_owned(),
             (None, Some(file)) => {
-                let file = Path::new(file.as_ref());
-                let path = match &self.data_dir {
-                    Some(dir) => dir.join(file),
-                    None if file.is_absolute() => file.to_owned(),
-                    // A placeholder: this instance only checks the binding.
-                    None => return Ok(Some(String::new())),
-                };
+                let path = crate::data_dir::resolve(file.as_ref());
                 std::fs::read_to_string(&path).map_err(|e| {
                     SinkError::Config(format!("property `{file_key}`: {}: {e}", path.display()))
                 })?

@@ -207,9 +207,9 @@ fn a_binding_needs_one_footer_and_not_a_text_and_its_file() {
     use postern_mailmsg::Properties;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("footer.txt"), "From the file.\n").unwrap();
-    let factory = Factory {
-        data_dir: Some(dir.path().to_owned()),
-    };
+    let factory = Factory;
+    let footer = dir.path().join("footer.txt").display().to_string();
+    let missing = dir.path().join("missing.html").display().to_string();
     let spec = |props: &[(&str, &str)]| {
         let mut properties = Properties::default();
         for (k, v) in props {
@@ -228,11 +228,7 @@ fn a_binding_needs_one_footer_and_not_a_text_and_its_file() {
         _ => panic!("{props:?} accepted"),
     };
     assert!(why(&[]).contains("is required"));
-    assert!(why(&[("text", "a"), ("text_file", "footer.txt")]).contains("not both"));
-    assert!(why(&[("html_file", "missing.html")]).contains("missing.html"));
-    assert!(
-        factory
-            .create(&spec(&[("text_file", "footer.txt")]))
-            .is_ok()
-    );
+    assert!(why(&[("text", "a"), ("text_file", &footer)]).contains("not both"));
+    assert!(why(&[("html_file", &missing)]).contains("missing.html"));
+    assert!(factory.create(&spec(&[("text_file", &footer)])).is_ok());
 }

@@ -68,7 +68,6 @@ mod spf;
 mod xclient;
 mod xforward;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use postern_sink_api::SinkFactory;
@@ -79,28 +78,7 @@ pub use mailauth::Env;
 /// Every built-in sink factory, for a server called `localhost` on the system's resolver: enough
 /// to check bindings; a server uses [`with_env`].
 pub fn all() -> Vec<Arc<dyn SinkFactory>> {
-    let mut all = with_env(Env::new("localhost", Vec::new()));
-    all.extend(with_files(None));
-    all
-}
-
-/// The built-in sinks that keep or read files: a relative path in their properties is taken
-/// from `data_dir` (the server's DATA).
-pub fn with_data(data_dir: &Path) -> Vec<Arc<dyn SinkFactory>> {
-    with_files(Some(data_dir))
-}
-
-/// Without a data folder (checking bindings outside a server), a relative path is not resolved
-/// and the file it names is read when a server loads the binding.
-fn with_files(data_dir: Option<&Path>) -> Vec<Arc<dyn SinkFactory>> {
-    vec![
-        Arc::new(archive::Factory {
-            data_dir: data_dir.map(Path::to_owned).unwrap_or_default(),
-        }),
-        Arc::new(disclaimer::Factory {
-            data_dir: data_dir.map(Path::to_owned),
-        }),
-    ]
+    with_env(Env::new("localhost", Vec::new()))
 }
 
 /// Every built-in sink factory; the mail authentication sinks use `env`'s name and resolver.
@@ -117,6 +95,8 @@ pub fn with_env(env: Arc<Env>) -> Vec<Arc<dyn SinkFactory>> {
         Arc::new(hosts::Factory),
         Arc::new(route_table::Factory),
         Arc::new(hold_queue::Factory),
+        Arc::new(archive::Factory),
+        Arc::new(disclaimer::Factory),
         Arc::new(spf::Factory(env.clone())),
         Arc::new(dkim_verify::Factory(env.clone())),
         Arc::new(arc_verify::Factory(env.clone())),
