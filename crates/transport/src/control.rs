@@ -75,14 +75,22 @@ impl Transport {
         Ok(QueueState::Held)
     }
 
-    /// Releases a held message: it is delivered now, and the fate that held it is cleared.
+    /// Releases a held message: it is delivered now, and the fate that held it is cleared. A
+    /// deferred message (one waiting for a hold-queue window, say) is released by running it
+    /// now, as [`Transport::retry_now`] does.
     pub async fn release(&self, id: QueueId) -> Result<QueueState, ControlError> {
         let state = self.state_of(id)?;
+        if matches!(state, QueueState::Deferred { .. }) {
+            self.spool.set_state(id, QueueState::Queued).await?;
+            info!(queue_id = %id, "deferred message released by the administrator");
+            self.schedule(id, 0);
+            return Ok(QueueState::Queued);
+        }
         if state != QueueState::Held {
             return Err(ControlError::WrongState {
                 id,
                 state: state.as_str(),
-                why: "only a held message can be released",
+                why: "only a held or deferred message can be released",
             });
         }
         let mut msg = self.spool.load(id).await?;

@@ -116,10 +116,9 @@ impl Transport {
         if let Some(metrics) = self.metrics() {
             metrics.message_deferred();
         }
-        self.track_message(snapshot, msg, "deferred", Some(next_at))
-            .await;
         info!(queue_id = %id_of(msg), attempts, next_attempt = %crate::track::rfc3339(next_at),
               "message deferred");
+        // The queue first: whoever reads `deferred` in the track log finds it deferred.
         if let Err(e) = self
             .spool
             .update(msg, QueueState::Deferred { until_ms: next_at })
@@ -127,6 +126,8 @@ impl Transport {
         {
             error!(queue_id = %id_of(msg), "queue update failed: {e}");
         }
+        self.track_message(snapshot, msg, "deferred", Some(next_at))
+            .await;
         Pass::Deferred(next_at)
     }
 
@@ -142,10 +143,11 @@ impl Transport {
             Fate::Normal => Pass::Done,
             Fate::Hold => {
                 info!(queue_id = %id, "message held");
-                self.track_message(snapshot, msg, "held", None).await;
+                // The queue first: whoever reads `held` in the track log finds it held.
                 if let Err(e) = self.spool.update(msg, QueueState::Held).await {
                     error!(queue_id = %id, "queue update failed: {e}");
                 }
+                self.track_message(snapshot, msg, "held", None).await;
                 Pass::Held
             }
             Fate::Abort => {
