@@ -147,7 +147,8 @@ fn table(messages: &[Value]) -> String {
             m["id"].as_str().unwrap_or("?"),
             m["state"].as_str().unwrap_or("?"),
             m["arrival"].as_str().unwrap_or("?"),
-            m["size"],
+            // As a number: a JSON value's Display ignores the column width.
+            m["size"].as_u64().unwrap_or(0),
             if sender.is_empty() { "<>" } else { sender },
             recipients.join(", ")
         ));

@@ -105,12 +105,7 @@ fn send_mail(server: &Postern, from: &str, to: &str, subject: &str) -> String {
     let mut c = server.client();
     let reply = c.send_message(from, &[to], &format!("Subject: {subject}\r\n\r\nbody"));
     assert_eq!(reply.code, 250, "{reply:?}");
-    reply
-        .text()
-        .rsplit(' ')
-        .next()
-        .expect("queue id")
-        .to_owned()
+    reply.queue_id()
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn priority_decides_the_order_of_two_add_header_sinks() {
         &["order@localhost"],
         "Subject: order\r\n\r\nx",
     );
-    let id = reply.text().rsplit(' ').next().unwrap().to_owned();
+    let id = reply.queue_id();
     let mail = server.wait_for_mail("localhost", "order", 1);
     assert_eq!(
         header_lines(&mail[0], "X-Order"),
@@ -689,7 +689,7 @@ fn set_fate_sends_a_message_to_badmail_instead_of_the_mailbox() {
         &["victim@localhost"],
         "Subject: a virus here\r\n\r\nx",
     );
-    let id = reply.text().rsplit(' ').next().unwrap().to_owned();
+    let id = reply.queue_id();
     let badmail = d.join("data").join("badmail").join(format!("{id}.eml"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !badmail.exists() && Instant::now() < deadline {

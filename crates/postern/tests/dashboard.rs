@@ -160,12 +160,7 @@ fn a_held_message_is_released_from_the_page_and_delivered() {
         "Subject: held for the dashboard\r\n\r\nbody",
     );
     assert_eq!(reply.code, 250, "{reply:?}");
-    let id = reply
-        .text()
-        .rsplit(' ')
-        .next()
-        .expect("queue id")
-        .to_owned();
+    let id = reply.queue_id();
 
     let browser = Browser::start(&dir.path().join("chromedriver.log"));
     log_in(

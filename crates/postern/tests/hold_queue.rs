@@ -35,12 +35,7 @@ fn send(server: &Postern, to: &str) -> String {
             .client()
             .send_message("alice@example.org", &[to], "Subject: hold\r\n\r\nx\r\n");
     assert_eq!(reply.code, 250, "{reply:?}");
-    reply
-        .text()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    reply.queue_id()
 }
 
 /// `postern queue VERB ID` against the running server, which must succeed.

@@ -136,12 +136,7 @@ fn a_post_to_a_moderated_list_is_held_and_released_by_the_moderator() {
         "Subject: news\r\n\r\nbody\r\n",
     );
     assert_eq!(reply.code, 250, "{reply:?}");
-    let id = reply
-        .text()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let id = reply.queue_id();
     wait_track(&dir.path().join("data"), "held", |log| {
         log.iter().any(|r| r["state"] == "held")
     });
@@ -484,12 +479,7 @@ fn an_owner_approves_a_held_post_by_mail() {
         "Subject: news\r\n\r\nbody\r\n",
     );
     assert_eq!(reply.code, 250, "{reply:?}");
-    let id = reply
-        .text()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let id = reply.queue_id();
     wait_track(&dir.path().join("data"), "held", |log| {
         log.iter().any(|r| r["state"] == "held")
     });

@@ -104,12 +104,7 @@ fn run_trace(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
 }
 
 fn queued_as(reply: &common::Reply) -> String {
-    let text = reply.text();
-    text.rsplit(' ')
-        .next()
-        .expect("queued as ID")
-        .trim()
-        .to_owned()
+    reply.queue_id()
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn send(server: &Postern, n: usize) -> Vec<String> {
                 &format!("Subject: {i}\r\n\r\nmessage {i}"),
             );
             assert_eq!(reply.code, 250, "{reply:?}");
-            reply.text().rsplit(' ').next().unwrap().to_owned()
+            reply.queue_id()
         })
         .collect()
 }

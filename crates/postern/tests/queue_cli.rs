@@ -68,12 +68,7 @@ fn send(server: &Postern, to: &str, subject: &str) -> String {
         &format!("Subject: {subject}\r\n\r\nbody"),
     );
     assert_eq!(reply.code, 250, "{reply:?}");
-    reply
-        .text()
-        .rsplit(' ')
-        .next()
-        .expect("queue id")
-        .to_owned()
+    reply.queue_id()
 }
 
 #[test]

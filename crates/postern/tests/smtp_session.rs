@@ -38,7 +38,7 @@ fn a_message_is_queued_and_delivered_to_the_maildir() {
     );
     let done = c.read_reply();
     assert_eq!(done.code, 250, "{done:?}");
-    let id = done.text().rsplit(' ').next().unwrap().to_owned();
+    let id = done.queue_id();
     assert!(done.text().starts_with("2.0.0 Ok: queued as "), "{done:?}");
     c.expect("QUIT", 221);
 

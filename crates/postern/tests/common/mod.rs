@@ -237,6 +237,14 @@ impl Reply {
     pub fn text(&self) -> String {
         self.lines.join("\n")
     }
+
+    /// The queue id of `250 2.0.0 Ok: queued as ID`.
+    pub fn queue_id(&self) -> String {
+        let text = self.text();
+        let id = text.rsplit(' ').next().unwrap_or_default().trim();
+        assert!(!id.is_empty(), "no queue id in {self:?}");
+        id.to_owned()
+    }
 }
 
 /// A raw SMTP client.
